@@ -1,0 +1,165 @@
+"""Errors: the one provider-failure type, its codes, and user-input errors."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+
+class ErrorCode(enum.StrEnum):
+    """What went wrong, in provider-independent terms (ARCHITECTURE.md)."""
+
+    RATE_LIMITED = "rate_limited"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    TIMEOUT = "timeout"
+    AUTH_FAILED = "auth_failed"
+    INVALID_INPUT = "invalid_input"
+    SAFETY_BLOCKED = "safety_blocked"
+    MODEL_FAILED = "model_failed"
+    MALFORMED_OUTPUT = "malformed_output"
+    NOT_FOUND = "not_found"
+    CANCELED = "canceled"
+    UNKNOWN = "unknown"
+
+
+#: Codes a client may retry by default; each error still carries its own ``retryable`` flag.
+RETRYABLE_CODES = frozenset(
+    {ErrorCode.RATE_LIMITED, ErrorCode.PROVIDER_UNAVAILABLE, ErrorCode.TIMEOUT}
+)
+#: Codes that come from what the user asked for (bad prompt, bad value): a person must act.
+USER_CAUSED_CODES = frozenset({ErrorCode.INVALID_INPUT, ErrorCode.SAFETY_BLOCKED})
+
+
+class ProviderError(Exception):
+    """A failure of one producer job, mapped to a common shape.
+
+    The SDK never retries: it reports ``retryable`` and ``retry_after`` and the client
+    (CLI or Airflow) decides. ``str(error)`` names the producer, the model, the code, the
+    provider's message and the prompt that was sent, so a person can act on it.
+    """
+
+    def __init__(
+        self,
+        code: ErrorCode | str,
+        reason: str,
+        *,
+        retryable: bool | None = None,
+        caused_by_user: bool | None = None,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        provider: str | None = None,
+        model: str | None = None,
+        producer: str | None = None,
+        attempt: int | None = None,
+        prompt: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+        hint: str | None = None,
+        raw: Any = None,
+        provider_job_id: str | None = None,
+    ) -> None:
+        self.code = ErrorCode(code)
+        self.reason = reason
+        self.retryable = self.code in RETRYABLE_CODES if retryable is None else retryable
+        self.caused_by_user = (
+            self.code in USER_CAUSED_CODES if caused_by_user is None else caused_by_user
+        )
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.provider = provider
+        self.model = model
+        self.producer = producer
+        self.attempt = attempt
+        self.prompt = prompt
+        self.payload = dict(payload) if payload is not None else None
+        self.hint = hint
+        self.raw = raw
+        self.provider_job_id = provider_job_id
+        super().__init__(reason)
+
+    def with_context(
+        self,
+        *,
+        provider: str | None = None,
+        model: str | None = None,
+        producer: str | None = None,
+        attempt: int | None = None,
+        prompt: str | None = None,
+        payload: Mapping[str, Any] | None = None,
+    ) -> ProviderError:
+        """Fill in the job context that the raising code did not know; returns ``self``."""
+        self.provider = self.provider or provider
+        self.model = self.model or model
+        self.producer = self.producer or producer
+        self.attempt = self.attempt if self.attempt is not None else attempt
+        self.prompt = self.prompt if self.prompt is not None else prompt
+        if self.payload is None and payload is not None:
+            self.payload = dict(payload)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able record of the error (``raw`` is summarised, never dumped)."""
+        return {
+            "code": self.code.value,
+            "reason": self.reason,
+            "retryable": self.retryable,
+            "caused_by_user": self.caused_by_user,
+            "status_code": self.status_code,
+            "retry_after": self.retry_after,
+            "provider": self.provider,
+            "model": self.model,
+            "producer": self.producer,
+            "attempt": self.attempt,
+            "prompt": self.prompt,
+            "payload": self.payload,
+            "hint": self.hint,
+            "provider_job_id": self.provider_job_id,
+        }
+
+    def __str__(self) -> str:
+        who = " ".join(
+            part
+            for part in (
+                f"producer {self.producer}" if self.producer else "",
+                f"model {self.provider}:{self.model}" if self.model else "",
+            )
+            if part
+        )
+        text = f"{self.code.value}: {self.reason}"
+        if who:
+            text = f"{who}: {text}"
+        if self.prompt:
+            shown = self.prompt if len(self.prompt) <= 500 else self.prompt[:497] + "..."
+            text += f"\n  prompt: {shown!r}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def __repr__(self) -> str:
+        return f"ProviderError(code={self.code.value!r}, reason={self.reason!r})"
+
+
+class InvalidInputError(ProviderError):
+    """The job's inputs, config or attachments are wrong; raised before any request."""
+
+    def __init__(self, reason: str, *, field: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("retryable", False)
+        kwargs.setdefault("caused_by_user", True)
+        super().__init__(ErrorCode.INVALID_INPUT, reason, **kwargs)
+        self.field = field
+
+
+class TemplateError(InvalidInputError):
+    """A prompt template could not be rendered (undefined variable, syntax error)."""
+
+
+class DeclarationError(ValueError):
+    """A model declaration file is malformed; the message names the file and the field."""
+
+
+class UnknownModelError(LookupError):
+    """No producer is registered for a model id; the message lists close matches."""
+
+
+class ConfigurationError(ValueError):
+    """The runtime is set up wrongly (store URI, missing secret, unsupported mode)."""

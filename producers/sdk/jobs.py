@@ -1,0 +1,154 @@
+"""The job contract between clients and producers: descriptors, requests, handles, status."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Mode = Literal["live", "mock"]
+Domain = Literal["prompt", "media"]
+MODES: tuple[Mode, ...] = ("live", "mock")
+
+#: General attributes every producer may consume (ARCHITECTURE.md); anything else is custom.
+GENERAL_ATTRIBUTES: tuple[str, ...] = (
+    "prompt",
+    "negative_prompt",
+    "aspect_ratio",
+    "count",
+    "seed",
+    "duration_seconds",
+    "voice",
+    "language",
+    "image",
+)
+
+
+class Kind(enum.StrEnum):
+    """What a producer makes; decides which MIME types its artefacts may have."""
+
+    TEXT = "text-to-text"
+    TEXT_TO_IMAGE = "text-to-image"
+    IMAGE_TO_IMAGE = "image-to-image"
+    TEXT_TO_SPEECH = "text-to-speech"
+    TEXT_TO_MUSIC = "text-to-music"
+    TEXT_TO_VIDEO = "text-to-video"
+    IMAGE_TO_VIDEO = "image-to-video"
+
+    @property
+    def media(self) -> str:
+        """The media family: ``text``, ``image``, ``audio`` or ``video``."""
+        return _MEDIA[self]
+
+    @property
+    def domain(self) -> Domain:
+        """``prompt`` for LLM producers, ``media`` for everything else."""
+        return "prompt" if self is Kind.TEXT else "media"
+
+
+_MEDIA: dict[Kind, str] = {
+    Kind.TEXT: "text",
+    Kind.TEXT_TO_IMAGE: "image",
+    Kind.IMAGE_TO_IMAGE: "image",
+    Kind.TEXT_TO_SPEECH: "audio",
+    Kind.TEXT_TO_MUSIC: "audio",
+    Kind.TEXT_TO_VIDEO: "video",
+    Kind.IMAGE_TO_VIDEO: "video",
+}
+
+
+class Descriptor(BaseModel):
+    """Which producer runs a job: ``(provider, model, environment)``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    model: str
+    environment: str = "local"
+
+    @property
+    def model_id(self) -> str:
+        """The id users type: ``provider:model``."""
+        return f"{self.provider}:{self.model}"
+
+    @classmethod
+    def parse(cls, model_id: str, environment: str = "local") -> Descriptor:
+        """Parse ``provider:model`` (e.g. ``replicate:bytedance/seedream-4``)."""
+        provider, sep, model = model_id.partition(":")
+        if not sep or not provider or not model:
+            from producers.sdk.errors import UnknownModelError
+
+            raise UnknownModelError(
+                f"model id {model_id!r} is not of the form provider:model "
+                "(e.g. replicate:bytedance/seedream-4 or openai:gpt-5-mini)"
+            )
+        return cls(provider=provider.strip().lower(), model=model.strip(), environment=environment)
+
+
+class Attachment(BaseModel):
+    """A file handed to a producer: JSON, TOML or text, parsed on demand by the runtime."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    content: str
+    format: Literal["json", "toml", "text"] | None = None
+    sensitive: bool = False
+
+
+class JobRequest(BaseModel):
+    """Everything a producer needs for one job; JSON-serialisable so clients can ship it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
+    run_id: str | None = None
+    descriptor: Descriptor
+    mode: Mode = "mock"
+    attempt: int = 1
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    custom: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    attachments: tuple[Attachment, ...] = ()
+    produces: tuple[str, ...] = ()
+
+
+class JobState(enum.StrEnum):
+    """Where a submitted job is at the provider."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def terminal(self) -> bool:
+        """True once the job will not change any more."""
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED)
+
+
+class JobHandle(BaseModel):
+    """A reference to a submitted job, small and JSON-able (an Airflow trigger carries it)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    descriptor: Descriptor
+    mode: Mode
+    provider_job_id: str | None = None
+    state: dict[str, Any] = Field(default_factory=dict)
+    submitted_at: float | None = None
+
+
+class JobStatus(BaseModel):
+    """The answer to a poll."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: JobState
+    provider_status: str | None = None
+    detail: str | None = None
+    poll_after: float | None = None
