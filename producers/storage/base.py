@@ -75,6 +75,10 @@ class ArtefactStore(abc.ABC):
         """Read a whole (small) blob; for text and JSON artefacts and tests."""
 
     @abc.abstractmethod
+    async def describe(self, uri: str) -> StoredBlob:
+        """The MIME type, size and checksum of a stored blob; :class:`FileNotFoundError` if absent."""
+
+    @abc.abstractmethod
     async def exists(self, uri: str) -> bool:
         """True if a published blob exists at ``uri``."""
 

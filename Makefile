@@ -1,0 +1,43 @@
+# Set-up, tests and checks. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+export UV_PYTHON_DOWNLOADS := never
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+VENV := .venv
+BIN := $(VENV)/bin
+STORE ?= tutopanda-store
+
+.PHONY: help setup test test-unit lint format demo bench clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+setup:  ## Install uv if missing, then the locked environment into .venv/
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) sync --locked --all-extras
+
+test: setup  ## Run the test suite (unit + integration), as CI does
+	$(BIN)/pytest -q
+
+test-unit: setup  ## Run the fast unit tests only
+	$(BIN)/pytest -q tests/unit
+
+lint: setup  ## ruff (lint + format check) and mypy --strict on producers/
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: setup  ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+demo: setup  ## The main job in mock mode (no keys, no network): a script, an image, a narration
+	$(BIN)/tutopanda produce openai:gpt-5-mini --config docs/examples/script.yaml \
+		--set prompt="How volcanoes work" --store $(STORE)
+	$(BIN)/tutopanda produce replicate:bytedance/seedream-4 --store $(STORE) \
+		--set prompt="Cross-section of an erupting volcano, textbook illustration" --set aspect_ratio=16:9
+	$(BIN)/tutopanda produce replicate:minimax/speech-02-hd --store $(STORE) \
+		--set prompt="Deep below our feet, rock melts into magma." --set voice=Wise_Woman
+
+clean:  ## Remove the local store and caches (not .venv)
+	rm -rf $(STORE) .pytest_cache .mypy_cache .ruff_cache

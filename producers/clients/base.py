@@ -1,0 +1,120 @@
+"""What every provider adapter offers: the normalised transport the producers call.
+
+A producer talks to a provider only through these protocols. Mock mode swaps the adapter
+for :class:`producers.clients.mock.MockClient`; the producer code is the same.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MediaJobStatus = Literal["starting", "processing", "succeeded", "failed", "canceled"]
+
+
+class MediaHints(BaseModel):
+    """The shape of the expected output, derived from the payload by the model's declaration.
+
+    Live adapters ignore it; the mock transport and the fake servers use it to answer
+    with media of the promised kind and shape.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    media: Literal["image", "audio", "video"]
+    count: int = 1
+    aspect_ratio: str | None = None
+    width: int | None = None
+    height: int | None = None
+    duration_seconds: float | None = None
+    format: str | None = None
+    prompt: str = ""
+    with_audio: bool = False
+
+
+class MediaJob(BaseModel):
+    """A provider-side job (a Replicate prediction), normalised."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    status: MediaJobStatus
+    outputs: tuple[str, ...] = ()
+    error: str | None = None
+    provider_seconds: float | None = None
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class MediaClient(Protocol):
+    """Submit / poll / cancel / download against a media provider."""
+
+    async def create_job(
+        self,
+        *,
+        model: str,
+        version: str | None,
+        payload: Mapping[str, Any],
+        hints: MediaHints,
+    ) -> MediaJob:
+        """Create a job; returns as soon as the provider has an id for it."""
+        ...
+
+    async def get_job(self, job_id: str) -> MediaJob:
+        """The job's current state."""
+        ...
+
+    async def cancel_job(self, job_id: str) -> MediaJob:
+        """Ask the provider to cancel the job."""
+        ...
+
+    def download(self, url: str) -> AsyncIterator[bytes]:
+        """Stream one output's bytes in chunks."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...
+
+
+class TextRequest(BaseModel):
+    """One LLM call in provider-neutral terms (OpenAI Responses API semantics)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: str
+    instructions: str | None = None
+    input: str
+    json_schema: dict[str, Any] | None = None
+    schema_name: str = "output"
+    strict: bool = True
+    reasoning_effort: str | None = None
+    max_output_tokens: int | None = None
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TextResult(BaseModel):
+    """An LLM's answer: the text (JSON text for structured output), usage and ids."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+    model: str
+    response_id: str | None = None
+    usage: dict[str, int] = Field(default_factory=dict)
+    raw: dict[str, Any] = Field(default_factory=dict)
+
+
+@runtime_checkable
+class TextClient(Protocol):
+    """Generate text or structured JSON."""
+
+    async def generate(self, request: TextRequest) -> TextResult:
+        """Run one request and return the answer."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections."""
+        ...

@@ -1,0 +1,237 @@
+"""The OpenAI prompt producer (Responses API): templates in, text or structured JSON out."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from producers.clients.base import TextClient, TextRequest
+from producers.openai import pricing
+from producers.sdk.artefacts import Artefact
+from producers.sdk.definition import ModelInfo, Prepared, ProducerDefinition, define_producer
+from producers.sdk.errors import ErrorCode, InvalidInputError, ProviderError
+from producers.sdk.jobs import Kind
+from producers.sdk.runtime import ProducerRuntime
+from producers.sdk.schema import check_schema, validate_instance
+
+PROVIDER = "openai"
+MODEL_PATTERNS = ("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*")
+
+
+class OpenAIPromptConfig(BaseModel):
+    """Config of the prompt producer: templates, output format, splitting, model options.
+
+    ``split`` turns a structured answer into artefacts: each key is an artefact id, or a
+    collection prefix ending in ``[]``; each value is a path into the answer: ``title``,
+    ``segments[0].narration``, ``segments[*].visual_description`` (one artefact per item,
+    ids ``<prefix>[i]``), or ``.`` for the whole answer.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    system_prompt: str | None = None
+    user_prompt: str = "{{ prompt }}"
+    output: Literal["text", "json"] = "text"
+    json_schema: dict[str, Any] | None = None
+    schema_name: str = Field(default="output", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    split: dict[str, str] = Field(default_factory=dict)
+    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    max_output_tokens: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _schema_for_json(self) -> OpenAIPromptConfig:
+        if self.output == "json":
+            if self.json_schema is None:
+                raise ValueError("output 'json' needs a json_schema")
+            check_schema(self.json_schema)
+        elif self.split:
+            raise ValueError("split needs output 'json'")
+        return self
+
+
+def _walk(value: Any, path: str, where: str) -> list[Any] | Any:
+    if path in ("", "."):
+        return value
+    current: list[Any] = [value]
+    many = False
+    for raw in path.replace("]", "").split("."):
+        name, _, index = raw.partition("[")
+        nxt: list[Any] = []
+        for item in current:
+            if name:
+                if not isinstance(item, Mapping) or name not in item:
+                    raise ProviderError(
+                        ErrorCode.MALFORMED_OUTPUT,
+                        f"the answer has no {name!r} (split path {path!r} for {where})",
+                        retryable=False,
+                    )
+                item = item[name]
+            if index == "*":
+                if not isinstance(item, list):
+                    raise ProviderError(
+                        ErrorCode.MALFORMED_OUTPUT,
+                        f"{name!r} is not a list (split path {path!r} for {where})",
+                        retryable=False,
+                    )
+                nxt.extend(item)
+                many = True
+            elif index:
+                try:
+                    nxt.append(item[int(index)])
+                except (IndexError, KeyError, TypeError, ValueError):
+                    raise ProviderError(
+                        ErrorCode.MALFORMED_OUTPUT,
+                        f"no item {index} in {name!r} (split path {path!r} for {where})",
+                        retryable=False,
+                    ) from None
+            else:
+                nxt.append(item)
+        current = nxt
+    return current if many else current[0]
+
+
+def split_answer(answer: Any, split: Mapping[str, str]) -> list[tuple[str, Any]]:
+    """Split a structured answer into ``(artefact id, value)`` pairs per ``split``."""
+    pieces: list[tuple[str, Any]] = []
+    for key, path in split.items():
+        value = _walk(answer, path, key)
+        if key.endswith("[]"):
+            prefix = key[:-2]
+            items = value if isinstance(value, list) else [value]
+            pieces.extend((f"{prefix}[{i}]", item) for i, item in enumerate(items))
+        else:
+            pieces.append((key, value))
+    return pieces
+
+
+def _variables(rt: ProducerRuntime) -> dict[str, Any]:
+    variables = rt.inputs.all()
+    variables["attachments"] = {name: rt.attachments.get(name) for name in rt.attachments.names()}
+    return variables
+
+
+def _request(rt: ProducerRuntime) -> TextRequest:
+    config: OpenAIPromptConfig = rt.config
+    variables = _variables(rt)
+    instructions = (
+        rt.templates.render(config.system_prompt, variables, name="system_prompt")
+        if config.system_prompt
+        else None
+    )
+    user = rt.templates.render(config.user_prompt, variables, name="user_prompt")
+    if not user.strip():
+        raise InvalidInputError("the rendered user prompt is empty", field="user_prompt")
+    return TextRequest(
+        model=rt.model,
+        instructions=instructions,
+        input=user,
+        json_schema=config.json_schema if config.output == "json" else None,
+        schema_name=config.schema_name,
+        reasoning_effort=config.reasoning_effort,
+        max_output_tokens=config.max_output_tokens,
+    )
+
+
+async def _prepare(rt: ProducerRuntime) -> Prepared:
+    config: OpenAIPromptConfig = rt.config
+    request = _request(rt)
+    prompt_tokens = pricing.estimate_tokens((request.instructions or "") + request.input)
+    output_tokens = config.max_output_tokens or pricing.DEFAULT_OUTPUT_TOKENS
+    if config.split:
+        ids: tuple[str, ...] = tuple(config.split)
+    else:
+        ids = tuple(rt.artefacts.ids(1, prefix="json" if config.output == "json" else "text"))
+    return Prepared(
+        payload=request.model_dump(mode="json", exclude_none=True),
+        prompt=request.input,
+        estimated_cost_usd=pricing.cost(rt.model, prompt_tokens, output_tokens),
+        artefact_ids=ids,
+    )
+
+
+async def _invoke(rt: ProducerRuntime) -> list[Artefact]:
+    assert rt.prepared is not None
+    config: OpenAIPromptConfig = rt.config
+    request = TextRequest.model_validate(rt.prepared.payload)
+    client: TextClient = rt.clients.get(rt.descriptor.provider)
+    result = await client.generate(request)
+    rt.diagnostics.add_usage(result.usage)
+    rt.diagnostics.set(
+        provider_job_id=result.response_id,
+        cost_usd=pricing.cost(
+            result.model,
+            result.usage.get("input_tokens", 0),
+            result.usage.get("output_tokens", 0),
+        ),
+    )
+    rt.diagnostics.data.extra["answer_model"] = result.model
+    if config.output == "text":
+        (artefact_id,) = rt.prepared.artefact_ids
+        return [await rt.artefacts.text(artefact_id, result.text)]
+    try:
+        answer = json.loads(result.text)
+    except json.JSONDecodeError as exc:
+        raise ProviderError(
+            ErrorCode.MALFORMED_OUTPUT,
+            f"the structured answer is not JSON ({exc.msg} at line {exc.lineno})",
+            retryable=False,
+        ) from None
+    assert config.json_schema is not None
+    if not config.split:
+        (artefact_id,) = rt.prepared.artefact_ids
+        return [await rt.artefacts.json(artefact_id, answer, schema=config.json_schema)]
+    artefacts = []
+    try:
+        validate_instance(answer, config.json_schema, where="answer")
+    except InvalidInputError as exc:
+        raise ProviderError(
+            ErrorCode.MALFORMED_OUTPUT,
+            f"the answer does not match its schema: {exc.reason}",
+            retryable=False,
+        ) from None
+    for artefact_id, value in split_answer(answer, config.split):
+        if isinstance(value, str):
+            artefacts.append(await rt.artefacts.text(artefact_id, value))
+        else:
+            artefacts.append(await rt.artefacts.json(artefact_id, value))
+    return artefacts
+
+
+def _listing() -> Iterator[ModelInfo]:
+    for model, price in pricing.PRICES.items():
+        yield ModelInfo(
+            model_id=f"{PROVIDER}:{model}",
+            provider=PROVIDER,
+            model=model,
+            kind=Kind.TEXT,
+            domain="prompt",
+            producer=f"{PROVIDER}.prompt",
+            description=price.description,
+            general_attributes=("prompt",),
+            custom_attributes={
+                name: {"type": "string" if name != "max_output_tokens" else "integer"}
+                for name in OpenAIPromptConfig.model_fields
+            },
+            cost={"per": "token", "input_usd_per_million": price.input,
+                  "output_usd_per_million": price.output},
+            median_seconds=price.median_seconds,
+            source="OpenAI pricing page (standard tier)",
+        )
+
+
+def openai_prompt_producer() -> ProducerDefinition:
+    """The OpenAI prompt producer definition."""
+    return define_producer(
+        name=f"{PROVIDER}.prompt",
+        provider=PROVIDER,
+        models=MODEL_PATTERNS,
+        kind=Kind.TEXT,
+        config_schema=OpenAIPromptConfig,
+        prepare=_prepare,
+        invoke=_invoke,
+        catalogue=_listing,
+        description="LLM prompt producer on the OpenAI Responses API",
+    )

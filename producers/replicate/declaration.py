@@ -1,0 +1,227 @@
+"""Model declarations: one data file per Replicate model (ARCHITECTURE.md, "Model declarations")."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from producers.sdk.errors import DeclarationError
+from producers.sdk.jobs import GENERAL_ATTRIBUTES, Kind
+from producers.sdk.schema import check_schema, normalise_openapi_schema
+
+DECLARATION_VERSION = 1
+
+
+class FieldMapping(BaseModel):
+    """How one general attribute becomes the model's input field(s).
+
+    Exactly one of ``field`` (one input field) or ``size_fields`` (an aspect ratio turned
+    into a width and a height) is set. Transforms apply in this order: ``values`` (a lookup
+    table), ``scale`` (multiply; integers are rounded when the field is an integer),
+    ``snap`` (numbers: nearest allowed enum value or clamp to the range), ``fallback`` (a
+    value outside the field's enum becomes this one, with a warning), ``as_list`` (wrap).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str | None = None
+    size_fields: tuple[str, str] | None = None
+    long_side: int = Field(default=1024, gt=0)
+    multiple_of: int = Field(default=8, gt=0)
+    values: dict[str, Any] | None = None
+    scale: float | None = None
+    snap: bool = False
+    fallback: Any = None
+    as_list: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> FieldMapping:
+        if (self.field is None) == (self.size_fields is None):
+            raise ValueError("set exactly one of 'field' or 'size_fields'")
+        return self
+
+    @property
+    def targets(self) -> tuple[str, ...]:
+        """The input fields this mapping writes."""
+        return self.size_fields if self.size_fields is not None else (str(self.field),)
+
+
+class OutputSpec(BaseModel):
+    """What the model answers with."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    media: Literal["image", "audio", "video"]
+    multiple: bool = False
+    format_field: str | None = None
+    default_format: str | None = None
+
+
+CostUnit = Literal["run", "output", "output_second", "input_character", "input_token"]
+
+
+class CostRateBy(BaseModel):
+    """A rate that depends on one input field's value (e.g. resolution)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    field: str
+    usd: dict[str, float]
+
+
+class CostSpec(BaseModel):
+    """The provider's price as a formula: ``usd`` per ``per`` unit (or a rate table ``by``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str | None = None
+    per: CostUnit = "run"
+    usd: float | None = None
+    by: CostRateBy | None = None
+
+    @property
+    def known(self) -> bool:
+        """True if an estimate can be computed."""
+        return self.usd is not None or self.by is not None
+
+
+class ModelDeclaration(BaseModel):
+    """One Replicate model as data: kind, published input schema, mapping, cost, latency."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    declaration_version: int = DECLARATION_VERSION
+    provider: str = "replicate"
+    model: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+    version: str | None = None
+    kind: Kind
+    description: str | None = None
+    input_schema: dict[str, Any]
+    schema_components: dict[str, Any] = Field(default_factory=dict)
+    output: OutputSpec
+    mapping: dict[str, FieldMapping] = Field(default_factory=dict)
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    secret_fields: dict[str, str] = Field(default_factory=dict)
+    cost: CostSpec = Field(default_factory=CostSpec)
+    median_seconds: float | None = None
+    mapper: str | None = Field(default=None, pattern=r"^[\w.]+:[\w]+$")
+    unconfirmed: list[str] = Field(default_factory=list)
+    source: str | None = None
+
+    @property
+    def model_id(self) -> str:
+        """``provider:owner/name``."""
+        return f"{self.provider}:{self.model}"
+
+    @functools.cached_property
+    def schema(self) -> dict[str, Any]:
+        """The input schema as JSON Schema 2020-12, ``$ref``/``allOf`` enums resolved."""
+        return normalise_openapi_schema(self.input_schema, self.schema_components)
+
+    @property
+    def properties(self) -> dict[str, dict[str, Any]]:
+        """The model's input fields and their (resolved) schemas."""
+        props = self.schema.get("properties", {})
+        return dict(props) if isinstance(props, Mapping) else {}
+
+    @property
+    def required(self) -> list[str]:
+        """Input fields the model requires."""
+        return list(self.schema.get("required", []))
+
+    def mapper_function(self) -> Callable[..., dict[str, Any]] | None:
+        """Import the declaration's custom mapping function, if it names one."""
+        if self.mapper is None:
+            return None
+        module_name, _, attr = self.mapper.partition(":")
+        func = getattr(importlib.import_module(module_name), attr)
+        if not callable(func):
+            raise DeclarationError(f"{self.model}: mapper {self.mapper!r} is not callable")
+        return func  # type: ignore[no-any-return]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelDeclaration:
+        try:
+            schema = normalise_openapi_schema(self.input_schema, self.schema_components)
+            check_schema(schema)
+        except KeyError as exc:
+            raise ValueError(f"input_schema: {exc.args[0]}") from None
+        except Exception as exc:
+            raise ValueError(f"input_schema is not a valid JSON Schema: {exc}") from None
+        fields = set(schema.get("properties", {}))
+        listed = ", ".join(sorted(fields))
+
+        def need(where: str, name: str) -> None:
+            if name not in fields:
+                raise ValueError(
+                    f"{where} names {name!r}, which is not an input field of "
+                    f"{self.model}; fields: {listed}"
+                )
+
+        for attribute, mapping in self.mapping.items():
+            if attribute not in GENERAL_ATTRIBUTES:
+                raise ValueError(
+                    f"mapping.{attribute}: {attribute!r} is not a general attribute; "
+                    f"allowed: {', '.join(GENERAL_ATTRIBUTES)}"
+                )
+            for target in mapping.targets:
+                need(f"mapping.{attribute}", target)
+        for name in self.defaults:
+            need("defaults", name)
+        for name in self.secret_fields:
+            need("secret_fields", name)
+        if self.output.format_field:
+            need("output.format_field", self.output.format_field)
+        if self.cost.by:
+            need("cost.by.field", self.cost.by.field)
+        if self.kind.domain != "media":
+            raise ValueError(f"kind {self.kind.value!r} is not a media kind")
+        return self
+
+
+def _format_validation_error(path: Path | str, error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        loc = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        problems.append(f"{loc}: {message}")
+    return f"malformed model declaration {path}: " + "; ".join(problems)
+
+
+def parse_declaration(data: Any, *, source: Path | str = "<memory>") -> ModelDeclaration:
+    """Build a declaration from parsed JSON; :class:`DeclarationError` says what is wrong."""
+    if not isinstance(data, Mapping):
+        raise DeclarationError(
+            f"malformed model declaration {source}: expected a JSON object at the top level"
+        )
+    try:
+        return ModelDeclaration.model_validate(data)
+    except ValidationError as exc:
+        raise DeclarationError(_format_validation_error(source, exc)) from None
+
+
+def load_declaration(path: Path | str) -> ModelDeclaration:
+    """Read one declaration file (JSON)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DeclarationError(
+            f"malformed model declaration {path}: not valid JSON "
+            f"(line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    except OSError as exc:
+        raise DeclarationError(f"cannot read model declaration {path}: {exc}") from None
+    return parse_declaration(data, source=path)
+
+
+def dump_declaration(declaration: ModelDeclaration) -> str:
+    """Serialise a declaration the way shipped files are written (stable, indented)."""
+    data = declaration.model_dump(mode="json", exclude_defaults=False)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

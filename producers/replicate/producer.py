@@ -1,0 +1,168 @@
+"""The one Replicate media producer: every declared model runs through it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+
+from producers.clients.base import MediaClient, MediaHints, MediaJob
+from producers.clients.replicate import failed_prediction_error
+from producers.replicate.catalogue import Catalogue
+from producers.replicate.cost import estimate_cost
+from producers.replicate.declaration import ModelDeclaration
+from producers.replicate.mapping import map_inputs, prompt_of
+from producers.replicate.shape import media_hints
+from producers.sdk.artefacts import Artefact
+from producers.sdk.definition import ModelInfo, Prepared, ProducerDefinition, Submission, define_producer
+from producers.sdk.errors import ErrorCode, ProviderError, UnknownModelError
+from producers.sdk.jobs import JobHandle, JobState, JobStatus, Kind
+from producers.sdk.runtime import ProducerRuntime
+
+_STATES = {
+    "starting": JobState.PENDING,
+    "processing": JobState.RUNNING,
+    "succeeded": JobState.SUCCEEDED,
+    "failed": JobState.FAILED,
+    "canceled": JobState.CANCELED,
+}
+_MIME_BY_EXT = {
+    "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
+    "wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "mp4": "video/mp4",
+}
+
+
+def model_info(declaration: ModelDeclaration, producer: str) -> ModelInfo:
+    """The capability listing of one declared model."""
+    props = declaration.properties
+    return ModelInfo(
+        model_id=declaration.model_id,
+        provider=declaration.provider,
+        model=declaration.model,
+        kind=declaration.kind,
+        domain="media",
+        producer=producer,
+        description=declaration.description,
+        general_attributes=tuple(declaration.mapping),
+        custom_attributes={
+            name: {k: v for k, v in prop.items() if k in ("type", "enum", "minimum", "maximum", "default", "description")}
+            for name, prop in props.items()
+            if name not in declaration.secret_fields
+        },
+        required=tuple(r for r in declaration.required if r not in declaration.secret_fields),
+        cost=declaration.cost.model_dump(mode="json", exclude_none=True),
+        median_seconds=declaration.median_seconds,
+        source=declaration.source,
+        unconfirmed=tuple(declaration.unconfirmed),
+    )
+
+
+def replicate_producer(catalogue: Catalogue | None = None, *, provider: str = "replicate") -> ProducerDefinition:
+    """The schema-driven media producer for every model in ``catalogue``."""
+    models = catalogue if catalogue is not None else Catalogue.load()
+    name = f"{provider}.media"
+
+    def declaration(model: str) -> ModelDeclaration:
+        found = models.get(model)
+        if found is None:
+            raise UnknownModelError(f"no declaration for {provider}:{model}")
+        return found
+
+    def client(rt: ProducerRuntime) -> MediaClient:
+        adapter: MediaClient = rt.clients.get(rt.descriptor.provider)
+        return adapter
+
+    def hints(rt: ProducerRuntime) -> MediaHints:
+        assert rt.prepared is not None
+        return MediaHints.model_validate(rt.prepared.state["hints"])
+
+    async def prepare(rt: ProducerRuntime) -> Prepared:
+        decl = declaration(rt.model)
+        mapped = map_inputs(decl, rt.inputs.general, rt.inputs.custom, secrets=rt.secrets)
+        for warning in mapped.warnings:
+            rt.diagnostics.warn(warning)
+        rt.diagnostics.set(ignored_inputs=mapped.ignored)
+        shape = media_hints(decl, mapped.payload)
+        return Prepared(
+            payload=mapped.payload,
+            redacted_payload=mapped.redacted(),
+            prompt=prompt_of(decl, mapped.payload),
+            estimated_cost_usd=estimate_cost(decl, mapped.payload),
+            artefact_ids=tuple(rt.artefacts.ids(shape.count)),
+            state={"hints": shape.model_dump(mode="json")},
+        )
+
+    async def submit(rt: ProducerRuntime) -> Submission:
+        assert rt.prepared is not None
+        decl = declaration(rt.model)
+        job = await client(rt).create_job(
+            model=decl.model, version=decl.version, payload=rt.prepared.payload, hints=hints(rt)
+        )
+        rt.scratch["job"] = job
+        return Submission(provider_job_id=job.id, state={"status": job.status})
+
+    async def poll(rt: ProducerRuntime, handle: JobHandle) -> JobStatus:
+        job = await client(rt).get_job(str(handle.provider_job_id))
+        rt.scratch["job"] = job
+        if job.status == "failed":
+            raise failed_prediction_error(job.error, prediction_id=job.id)
+        return JobStatus(state=_STATES[job.status], provider_status=job.status, detail=job.error)
+
+    async def collect(rt: ProducerRuntime, handle: JobHandle) -> list[Artefact]:
+        job: MediaJob | None = rt.scratch.get("job")
+        if job is None or job.id != handle.provider_job_id or job.status != "succeeded":
+            job = await client(rt).get_job(str(handle.provider_job_id))
+        if job.status != "succeeded":
+            raise ProviderError(
+                ErrorCode.UNKNOWN,
+                f"cannot collect prediction {job.id}: it is {job.status}",
+                retryable=job.status in ("starting", "processing"),
+            )
+        if not job.outputs:
+            raise ProviderError(
+                ErrorCode.MALFORMED_OUTPUT,
+                f"prediction {job.id} succeeded without any output",
+                retryable=False,
+                provider_job_id=job.id,
+            )
+        rt.diagnostics.set(provider_seconds=job.provider_seconds)
+        ids = rt.artefacts.ids(len(job.outputs))
+        artefacts = []
+        for index, (artefact_id, url) in enumerate(zip(ids, job.outputs, strict=True)):
+            ext = url.rsplit(".", 1)[-1].split("?", 1)[0].lower() if "." in url else ""
+            artefacts.append(
+                await rt.artefacts.blob(
+                    artefact_id,
+                    client(rt).download(url),
+                    mime_type=_MIME_BY_EXT.get(ext),
+                    output_index=index,
+                )
+            )
+        return artefacts
+
+    async def cancel(rt: ProducerRuntime, handle: JobHandle) -> None:
+        if handle.provider_job_id:
+            await client(rt).cancel_job(handle.provider_job_id)
+
+    def kind(model: str) -> Kind:
+        return declaration(model).kind
+
+    def listing() -> Iterator[ModelInfo]:
+        return (model_info(decl, name) for decl in models)
+
+    return define_producer(
+        name=name,
+        provider=provider,
+        models=models.models() or ["*"],
+        domain="media",
+        kind=kind,
+        prepare=prepare,
+        submit=submit,
+        poll=poll,
+        collect=collect,
+        cancel=cancel,
+        catalogue=listing,
+        poll_interval=2.0,
+        description="Schema-driven producer for every declared Replicate model",
+    )
+
+

@@ -1,0 +1,151 @@
+"""JSON Schema helpers: normalise published schemas, validate payloads with clear errors."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from producers.sdk.errors import InvalidInputError
+
+_DROP_KEYS = frozenset({"x-order", "x-cog-array-type", "x-cog-array-display"})
+
+
+def normalise_openapi_schema(
+    schema: Mapping[str, Any], components: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Turn an OpenAPI 3.0 style schema (as Replicate publishes it) into JSON Schema 2020-12.
+
+    ``allOf: [{"$ref": "#/components/schemas/X"}]`` is replaced by X merged in (this is
+    where Replicate hides enums), ``nullable: true`` becomes a ``null`` alternative, and
+    ``x-*`` presentation keys are dropped. A ``$ref`` that cannot be resolved raises
+    ``KeyError`` naming it.
+    """
+    components = components or {}
+
+    def resolve(ref: str) -> dict[str, Any]:
+        name = ref.rsplit("/", 1)[-1]
+        if not ref.startswith("#/components/schemas/") or name not in components:
+            raise KeyError(f"unresolvable $ref {ref!r}")
+        return dict(components[name])
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        if not isinstance(node, Mapping):
+            return node
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            if key in _DROP_KEYS:
+                continue
+            if key == "$ref":
+                out.update(walk(resolve(str(value))))
+            elif key == "allOf" and isinstance(value, list):
+                for part in value:
+                    merged = walk(part)
+                    for mkey, mvalue in merged.items():
+                        if mkey == "title" and "title" in node:
+                            continue
+                        out.setdefault(mkey, mvalue)
+            elif key == "properties" and isinstance(value, Mapping):
+                out[key] = {name: walk(prop) for name, prop in value.items()}
+            else:
+                out[key] = walk(value)
+        if out.pop("nullable", False):
+            kind = out.get("type")
+            if isinstance(kind, str):
+                out["type"] = [kind, "null"]
+            if "enum" in out and None not in out["enum"]:
+                out["enum"] = [*out["enum"], None]
+        # An empty anyOf (seen in published schemas) allows nothing; it means "no constraint".
+        if out.get("anyOf") == []:
+            del out["anyOf"]
+        return out
+
+    return walk(copy.deepcopy(dict(schema)))  # type: ignore[no-any-return]
+
+
+def allowed_text(prop: Mapping[str, Any]) -> str:
+    """Say what a property accepts, for error messages: enum, range, or type."""
+    if "enum" in prop:
+        return "one of " + ", ".join(repr(v) for v in prop["enum"])
+    kind = prop.get("type")
+    parts: list[str] = []
+    if kind:
+        parts.append(kind if isinstance(kind, str) else " or ".join(kind))
+    low = prop.get("minimum", prop.get("exclusiveMinimum"))
+    high = prop.get("maximum", prop.get("exclusiveMaximum"))
+    if low is not None and high is not None:
+        parts.append(f"from {low} to {high}")
+    elif low is not None:
+        parts.append(f"at least {low}")
+    elif high is not None:
+        parts.append(f"at most {high}")
+    return " ".join(parts) or "any value"
+
+
+def _describe(error: ValidationError, schema: Mapping[str, Any], where: str) -> tuple[str, str]:
+    path = ".".join(str(p) for p in error.absolute_path)
+    field = path or where
+    label = f"{where}.{path}" if path else where
+    value = error.instance
+    validator = error.validator
+    rule = error.schema if isinstance(error.schema, Mapping) else {}
+    if validator == "required":
+        missing = str(error.message).split("'")[1] if "'" in error.message else error.message
+        prop = schema.get("properties", {}).get(missing, {})
+        return missing, (
+            f"{where}.{missing} is required but missing (expected {allowed_text(prop)})"
+        )
+    if validator == "additionalProperties":
+        allowed = ", ".join(sorted(rule.get("properties", {})))
+        return field, f"{label} has unknown fields: {error.message}; allowed fields: {allowed}"
+    if validator == "enum":
+        return field, f"{label}: {value!r} is not allowed; allowed: {allowed_text(rule)}"
+    if validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+        return field, f"{label}: {value!r} is out of range; allowed: {allowed_text(rule)}"
+    if validator == "type":
+        return field, (
+            f"{label}: {value!r} has the wrong type ({type(value).__name__}); "
+            f"allowed: {allowed_text(rule)}"
+        )
+    return field, f"{label}: {error.message}"
+
+
+def validate_instance(
+    instance: Any,
+    schema: Mapping[str, Any],
+    *,
+    where: str = "input",
+    **error_context: Any,
+) -> None:
+    """Validate ``instance`` against a JSON Schema; raise one :class:`InvalidInputError`.
+
+    The error lists every problem, each naming the field, the bad value and what is
+    allowed; ``error.field`` is the first bad field.
+    """
+    validator = Draft202012Validator(schema, format_checker=None)
+    errors = sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path)))
+    if not errors:
+        return
+    described = [_describe(error, schema, where) for error in errors]
+    message = "; ".join(text for _, text in described)
+    raise InvalidInputError(message, field=described[0][0], **error_context)
+
+
+def check_schema(schema: Mapping[str, Any]) -> None:
+    """Raise ``jsonschema.SchemaError`` if ``schema`` is not a valid JSON Schema."""
+    Draft202012Validator.check_schema(schema)
+
+
+__all__ = [
+    "allowed_text",
+    "check_schema",
+    "jsonschema",
+    "normalise_openapi_schema",
+    "validate_instance",
+]
