@@ -37,7 +37,9 @@ class ProviderRegistry:
         """The definition serving ``descriptor``; :class:`UnknownModelError` if none."""
         best: tuple[int, int, ProducerDefinition] | None = None
         for order, definition in enumerate(self._definitions):
-            score = definition.matches(descriptor.provider, descriptor.model, descriptor.environment)
+            score = definition.matches(
+                descriptor.provider, descriptor.model, descriptor.environment
+            )
             if score and (best is None or (score, order) >= best[:2]):
                 best = (score, order, definition)
         if best is None:

@@ -34,30 +34,55 @@ STATUS = {"queued": "starting", "running": "processing", "done": "succeeded", "e
 class AcmeClient:
     """The Acme transport: implements the SDK's ``MediaClient`` protocol over httpx."""
 
-    def __init__(self, token: str, *, base_url: str = "https://api.acme.example/v1",
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self._http = httpx.AsyncClient(base_url=base_url, transport=transport, timeout=30,
-                                       headers={"Authorization": f"Bearer {token}"})
+    def __init__(
+        self,
+        token: str,
+        *,
+        base_url: str = "https://api.acme.example/v1",
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url,
+            transport=transport,
+            timeout=30,
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
     def _check(self, response: httpx.Response) -> dict[str, Any]:
         if response.status_code == 429:
-            raise ProviderError(ErrorCode.RATE_LIMITED, "Acme rate limit", status_code=429,
-                                retry_after=float(response.headers.get("retry-after", 1)))
+            raise ProviderError(
+                ErrorCode.RATE_LIMITED,
+                "Acme rate limit",
+                status_code=429,
+                retry_after=float(response.headers.get("retry-after", 1)),
+            )
         if response.status_code >= 500:
-            raise ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, response.text, status_code=response.status_code)
+            raise ProviderError(
+                ErrorCode.PROVIDER_UNAVAILABLE, response.text, status_code=response.status_code
+            )
         if response.status_code >= 400:
-            raise ProviderError(ErrorCode.INVALID_INPUT, response.json().get("message", response.text),
-                                status_code=response.status_code)
+            raise ProviderError(
+                ErrorCode.INVALID_INPUT,
+                response.json().get("message", response.text),
+                status_code=response.status_code,
+            )
         body: dict[str, Any] = response.json()
         return body
 
     def _job(self, body: Mapping[str, Any]) -> MediaJob:
-        return MediaJob(id=body["id"], status=STATUS[body["state"]],  # type: ignore[arg-type]
-                        outputs=tuple(body.get("files", [])), error=body.get("error"))
+        return MediaJob(
+            id=body["id"],
+            status=STATUS[body["state"]],  # type: ignore[arg-type]
+            outputs=tuple(body.get("files", [])),
+            error=body.get("error"),
+        )
 
-    async def create_job(self, *, model: str, version: str | None, payload: Mapping[str, Any],
-                         hints: MediaHints) -> MediaJob:
-        return self._job(self._check(await self._http.post(f"/models/{model}/jobs", json=dict(payload))))
+    async def create_job(
+        self, *, model: str, version: str | None, payload: Mapping[str, Any], hints: MediaHints
+    ) -> MediaJob:
+        return self._job(
+            self._check(await self._http.post(f"/models/{model}/jobs", json=dict(payload)))
+        )
 
     async def get_job(self, job_id: str) -> MediaJob:
         return self._job(self._check(await self._http.get(f"/jobs/{job_id}")))
@@ -81,18 +106,29 @@ def acme_live_client(context: ClientContext) -> AcmeClient:
 
 # ---- the producer: only the mapping of inputs to Acme's payload and back -------------------
 
+
 async def prepare(rt: ProducerRuntime) -> Prepared:
     prompt = rt.inputs.require("prompt")
     payload = {"text": prompt, "n": int(rt.inputs.get("count", 1)), **rt.inputs.custom}
-    return Prepared(payload=payload, prompt=prompt, estimated_cost_usd=0.01 * payload["n"],
-                    artefact_ids=tuple(rt.artefacts.ids(payload["n"])))
+    return Prepared(
+        payload=payload,
+        prompt=prompt,
+        estimated_cost_usd=0.01 * payload["n"],
+        artefact_ids=tuple(rt.artefacts.ids(payload["n"])),
+    )
 
 
 async def submit(rt: ProducerRuntime) -> Submission:
     assert rt.prepared is not None
-    hints = MediaHints(media="image", count=rt.prepared.payload["n"], prompt=rt.prepared.prompt or "",
-                       aspect_ratio=rt.inputs.get("aspect_ratio"))
-    job = await rt.clients.acme.create_job(model=rt.model, version=None, payload=rt.prepared.payload, hints=hints)
+    hints = MediaHints(
+        media="image",
+        count=rt.prepared.payload["n"],
+        prompt=rt.prepared.prompt or "",
+        aspect_ratio=rt.inputs.get("aspect_ratio"),
+    )
+    job = await rt.clients.acme.create_job(
+        model=rt.model, version=None, payload=rt.prepared.payload, hints=hints
+    )
     return Submission(provider_job_id=job.id)
 
 
@@ -107,7 +143,10 @@ async def poll(rt: ProducerRuntime, handle: JobHandle) -> JobStatus:
 async def collect(rt: ProducerRuntime, handle: JobHandle) -> Sequence[Artefact]:
     job = await rt.clients.acme.get_job(handle.provider_job_id)
     ids = rt.artefacts.ids(len(job.outputs))
-    return [await rt.artefacts.blob(i, rt.clients.acme.download(url)) for i, url in zip(ids, job.outputs, strict=True)]
+    return [
+        await rt.artefacts.blob(i, rt.clients.acme.download(url))
+        for i, url in zip(ids, job.outputs, strict=True)
+    ]
 
 
 async def cancel(rt: ProducerRuntime, handle: JobHandle) -> None:
@@ -115,6 +154,13 @@ async def cancel(rt: ProducerRuntime, handle: JobHandle) -> None:
 
 
 ACME_IMAGES = define_producer(
-    name="acme.images", provider="acme", models=["pixel-*"], kind=Kind.TEXT_TO_IMAGE,
-    prepare=prepare, submit=submit, poll=poll, collect=collect, cancel=cancel,
+    name="acme.images",
+    provider="acme",
+    models=["pixel-*"],
+    kind=Kind.TEXT_TO_IMAGE,
+    prepare=prepare,
+    submit=submit,
+    poll=poll,
+    collect=collect,
+    cancel=cancel,
 )

@@ -72,7 +72,9 @@ def _read_config(path: Path) -> dict[str, Any]:
         else:
             data = json.loads(text)
     except (ValueError, yaml.YAMLError) as exc:
-        raise _fail(f"config {path} is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}", 2) from None
+        raise _fail(
+            f"config {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {exc}", 2
+        ) from None
     if not isinstance(data, dict):
         raise _fail(f"config {path} must hold an object (a table / mapping) at the top level", 2)
     return data
@@ -89,17 +91,47 @@ def _main(
 
 @app.command()
 def produce(
-    model_id: Annotated[str, typer.Argument(help="provider:model, e.g. replicate:bytedance/seedream-4")],
-    set_: Annotated[list[str], typer.Option("--set", help="General attribute KEY=VALUE (prompt, aspect_ratio, count, seed, duration_seconds, voice, language, image, negative_prompt).")] = [],  # noqa: B006
-    custom: Annotated[list[str], typer.Option("--custom", help="Model-specific field KEY=VALUE, passed through.")] = [],  # noqa: B006
-    config: Annotated[Path | None, typer.Option("--config", help="Producer config file (JSON, TOML or YAML).")] = None,
-    attach: Annotated[list[Path], typer.Option("--attach", help="Attachment file (JSON, TOML or text).")] = [],  # noqa: B006
-    produces: Annotated[list[str], typer.Option("--artefact", help="Artefact id to produce (repeatable).")] = [],  # noqa: B006
-    mode: Annotated[str, typer.Option("--mode", help="mock (no keys, no network) or live.")] = "mock",
-    store: Annotated[str | None, typer.Option("--store", help="Directory or s3://bucket/prefix (default: $TUTOPANDA_STORE, else ./tutopanda-store).")] = None,
-    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries of retryable errors.")] = 2,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the artefacts.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log SDK events to stderr.")] = False,
+    model_id: Annotated[
+        str, typer.Argument(help="provider:model, e.g. replicate:bytedance/seedream-4")
+    ],
+    set_: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            help="General attribute KEY=VALUE (prompt, aspect_ratio, count, seed, duration_seconds, voice, language, image, negative_prompt).",
+        ),
+    ] = [],  # noqa: B006
+    custom: Annotated[
+        list[str], typer.Option("--custom", help="Model-specific field KEY=VALUE, passed through.")
+    ] = [],  # noqa: B006
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Producer config file (JSON, TOML or YAML).")
+    ] = None,
+    attach: Annotated[
+        list[Path], typer.Option("--attach", help="Attachment file (JSON, TOML or text).")
+    ] = [],  # noqa: B006
+    produces: Annotated[
+        list[str], typer.Option("--artefact", help="Artefact id to produce (repeatable).")
+    ] = [],  # noqa: B006
+    mode: Annotated[
+        str, typer.Option("--mode", help="mock (no keys, no network) or live.")
+    ] = "mock",
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Directory or s3://bucket/prefix (default: $TUTOPANDA_STORE, else ./tutopanda-store).",
+        ),
+    ] = None,
+    retries: Annotated[
+        int, typer.Option("--retries", min=0, help="Retries of retryable errors.")
+    ] = 2,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with the artefacts.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log SDK events to stderr.")
+    ] = False,
 ) -> None:
     """Run one producer job and print the artefacts it made."""
     _setup_logging(verbose)
@@ -176,8 +208,10 @@ def produce(
     out.print(table)
     diagnostics = result.diagnostics
     cost = diagnostics.estimated_cost_usd
-    out.print(f"estimated cost: {'unknown' if cost is None else f'${cost:.4f}'}"
-              + ("  (mock: nothing was paid)" if diagnostics.mocked else ""))
+    out.print(
+        f"estimated cost: {'unknown' if cost is None else f'${cost:.4f}'}"
+        + ("  (mock: nothing was paid)" if diagnostics.mocked else "")
+    )
     for warning in diagnostics.warnings:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
     if diagnostics.ignored_inputs:
@@ -190,7 +224,9 @@ def produce(
 
 @models_app.command("list")
 def models_list(
-    kind: Annotated[str | None, typer.Option("--kind", help="Only models of this kind, e.g. text-to-image.")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="Only models of this kind, e.g. text-to-image.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """List every model a producer serves."""
@@ -209,10 +245,14 @@ def models_list(
     for m in models:
         cost = m.cost.get("text") or (
             f"${m.cost.get('input_usd_per_million')}/M in, ${m.cost.get('output_usd_per_million')}/M out"
-            if "input_usd_per_million" in m.cost else "unknown"
+            if "input_usd_per_million" in m.cost
+            else "unknown"
         )
         table.add_row(
-            m.model_id, m.kind.value, ", ".join(m.general_attributes), str(cost).strip(),
+            m.model_id,
+            m.kind.value,
+            ", ".join(m.general_attributes),
+            str(cost).strip(),
             "" if m.median_seconds is None else f"{m.median_seconds:g}",
         )
     out.print(table)
@@ -259,7 +299,13 @@ def models_show(
 @models_app.command("import")
 def models_import(
     files: Annotated[list[Path], typer.Argument(help="Provider metadata files (JSON).")],
-    into: Annotated[Path | None, typer.Option("--into", help="Folder to write declarations to (default: the first TUTOPANDA_MODELS_PATH folder, else ./models).")] = None,
+    into: Annotated[
+        Path | None,
+        typer.Option(
+            "--into",
+            help="Folder to write declarations to (default: the first TUTOPANDA_MODELS_PATH folder, else ./models).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Write model declarations from provider metadata, printing what was inferred."""
@@ -277,9 +323,16 @@ def models_import(
             failed = True
             continue
         written = write_declaration(result.declaration, target)
-        reports.append({"file": str(path), "written": str(written), "model": result.declaration.model_id,
-                        "kind": result.declaration.kind.value, "inferred": result.inferred,
-                        "not_inferred": result.not_inferred})
+        reports.append(
+            {
+                "file": str(path),
+                "written": str(written),
+                "model": result.declaration.model_id,
+                "kind": result.declaration.kind.value,
+                "inferred": result.inferred,
+                "not_inferred": result.not_inferred,
+            }
+        )
         if not as_json:
             out.print(f"[bold]{result.declaration.model_id}[/] -> {written}")
             for line in result.inferred:

@@ -21,7 +21,9 @@ class RetryPolicy:
     base_delay: float = 1.0
     max_delay: float = 60.0
 
-    def delay(self, error: ProviderError, retry_number: int, rng: random.Random | None = None) -> float:
+    def delay(
+        self, error: ProviderError, retry_number: int, rng: random.Random | None = None
+    ) -> float:
         """Seconds to wait before retry ``retry_number`` (1-based)."""
         if error.retry_after is not None:
             return min(max(error.retry_after, 0.0), self.max_delay * 5)

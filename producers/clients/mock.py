@@ -21,8 +21,15 @@ from producers.sdk.errors import ErrorCode, ProviderError
 from producers.storage.base import CHUNK_SIZE
 
 _PREFIX = "mock-"
-_EXTENSIONS = {"jpeg": "jpg", "jpg": "jpg", "png": "png", "webp": "webp", "wav": "wav",
-               "mp3": "mp3", "mp4": "mp4"}
+_EXTENSIONS = {
+    "jpeg": "jpg",
+    "jpg": "jpg",
+    "png": "png",
+    "webp": "webp",
+    "wav": "wav",
+    "mp3": "mp3",
+    "mp4": "mp4",
+}
 _DEFAULT_FORMAT = {"image": "png", "audio": "wav", "video": "mp4"}
 #: Mock prompts are cut here: the picture only needs to show which prompt it is.
 _PROMPT_CHARS = 400
@@ -153,7 +160,9 @@ class MockClient:
             "total_tokens": prompt_tokens + len(text.split()),
         }
         digest = hashlib.sha256(text.encode()).hexdigest()[:24]
-        return TextResult(text=text, model=request.model, response_id=f"resp_mock_{digest}", usage=usage)
+        return TextResult(
+            text=text, model=request.model, response_id=f"resp_mock_{digest}", usage=usage
+        )
 
     async def aclose(self) -> None:
         """Nothing to release."""

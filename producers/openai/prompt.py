@@ -215,8 +215,11 @@ def _listing() -> Iterator[ModelInfo]:
                 name: {"type": "string" if name != "max_output_tokens" else "integer"}
                 for name in OpenAIPromptConfig.model_fields
             },
-            cost={"per": "token", "input_usd_per_million": price.input,
-                  "output_usd_per_million": price.output},
+            cost={
+                "per": "token",
+                "input_usd_per_million": price.input,
+                "output_usd_per_million": price.output,
+            },
             median_seconds=price.median_seconds,
             source="OpenAI pricing page (standard tier)",
         )

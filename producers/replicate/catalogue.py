@@ -42,8 +42,7 @@ class Catalogue:
         for folder in search_path() if folders is None else [Path(f) for f in folders]:
             if not folder.is_dir():
                 raise DeclarationError(
-                    f"model declaration folder {folder} does not exist "
-                    f"(check {MODELS_PATH_ENV})"
+                    f"model declaration folder {folder} does not exist (check {MODELS_PATH_ENV})"
                 )
             for path in sorted(folder.rglob("*.json")):
                 declaration = load_declaration(path)

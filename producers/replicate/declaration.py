@@ -120,20 +120,20 @@ class ModelDeclaration(BaseModel):
         return f"{self.provider}:{self.model}"
 
     @functools.cached_property
-    def schema(self) -> dict[str, Any]:
+    def resolved_schema(self) -> dict[str, Any]:
         """The input schema as JSON Schema 2020-12, ``$ref``/``allOf`` enums resolved."""
         return normalise_openapi_schema(self.input_schema, self.schema_components)
 
     @property
     def properties(self) -> dict[str, dict[str, Any]]:
         """The model's input fields and their (resolved) schemas."""
-        props = self.schema.get("properties", {})
+        props = self.resolved_schema.get("properties", {})
         return dict(props) if isinstance(props, Mapping) else {}
 
     @property
     def required(self) -> list[str]:
         """Input fields the model requires."""
-        return list(self.schema.get("required", []))
+        return list(self.resolved_schema.get("required", []))
 
     def mapper_function(self) -> Callable[..., dict[str, Any]] | None:
         """Import the declaration's custom mapping function, if it names one."""

@@ -54,7 +54,7 @@ def _snap(value: float, prop: Mapping[str, Any]) -> tuple[Any, bool]:
         return best, best != value
     low = prop.get("minimum")
     high = prop.get("maximum")
-    snapped = value
+    snapped: float = value
     if low is not None and snapped < low:
         snapped = low
     if high is not None and snapped > high:
@@ -69,14 +69,10 @@ def _size_for(
     w, h = ratio
     step = mapping.multiple_of
     long_side = mapping.long_side
-    if w >= h:
-        width = long_side
-        height = long_side * h / w
-    else:
-        height = long_side
-        width = long_side * w / h
-    width = max(step, round(width / step) * step)
-    height = max(step, round(height / step) * step)
+    raw_width = long_side if w >= h else long_side * w / h
+    raw_height = long_side if h > w else long_side * h / w
+    width = max(step, round(raw_width / step) * step)
+    height = max(step, round(raw_height / step) * step)
     out: dict[str, Any] = {}
     for name, size in ((width_field, width), (height_field, height)):
         snapped, _ = _snap(size, props.get(name, {}))
@@ -101,7 +97,7 @@ def _apply(
     if mapping.scale is not None and isinstance(value, int | float) and not isinstance(value, bool):
         value = value * mapping.scale
     if isinstance(value, float) and _is_integer_field(prop):
-        value = int(round(value)) if math.isfinite(value) else value
+        value = round(value) if math.isfinite(value) else value
     if mapping.snap and isinstance(value, int | float) and not isinstance(value, bool):
         snapped, changed = _snap(value, prop)
         if changed:
@@ -197,7 +193,7 @@ def map_inputs(
     prompt = prompt_of(declaration, payload)
     validate_instance(
         payload,
-        declaration.schema,
+        declaration.resolved_schema,
         where="input",
         provider=declaration.provider,
         model=declaration.model,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-
 from producers.clients.base import MediaClient, MediaHints, MediaJob
 from producers.clients.replicate import failed_prediction_error
 from producers.replicate.catalogue import Catalogue
@@ -13,7 +12,13 @@ from producers.replicate.declaration import ModelDeclaration
 from producers.replicate.mapping import map_inputs, prompt_of
 from producers.replicate.shape import media_hints
 from producers.sdk.artefacts import Artefact
-from producers.sdk.definition import ModelInfo, Prepared, ProducerDefinition, Submission, define_producer
+from producers.sdk.definition import (
+    ModelInfo,
+    Prepared,
+    ProducerDefinition,
+    Submission,
+    define_producer,
+)
 from producers.sdk.errors import ErrorCode, ProviderError, UnknownModelError
 from producers.sdk.jobs import JobHandle, JobState, JobStatus, Kind
 from producers.sdk.runtime import ProducerRuntime
@@ -26,8 +31,14 @@ _STATES = {
     "canceled": JobState.CANCELED,
 }
 _MIME_BY_EXT = {
-    "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "webp": "image/webp",
-    "wav": "audio/wav", "mp3": "audio/mpeg", "flac": "audio/flac", "mp4": "video/mp4",
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "flac": "audio/flac",
+    "mp4": "video/mp4",
 }
 
 
@@ -44,7 +55,11 @@ def model_info(declaration: ModelDeclaration, producer: str) -> ModelInfo:
         description=declaration.description,
         general_attributes=tuple(declaration.mapping),
         custom_attributes={
-            name: {k: v for k, v in prop.items() if k in ("type", "enum", "minimum", "maximum", "default", "description")}
+            name: {
+                k: v
+                for k, v in prop.items()
+                if k in ("type", "enum", "minimum", "maximum", "default", "description")
+            }
             for name, prop in props.items()
             if name not in declaration.secret_fields
         },
@@ -56,7 +71,9 @@ def model_info(declaration: ModelDeclaration, producer: str) -> ModelInfo:
     )
 
 
-def replicate_producer(catalogue: Catalogue | None = None, *, provider: str = "replicate") -> ProducerDefinition:
+def replicate_producer(
+    catalogue: Catalogue | None = None, *, provider: str = "replicate"
+) -> ProducerDefinition:
     """The schema-driven media producer for every model in ``catalogue``."""
     models = catalogue if catalogue is not None else Catalogue.load()
     name = f"{provider}.media"
@@ -164,5 +181,3 @@ def replicate_producer(catalogue: Catalogue | None = None, *, provider: str = "r
         poll_interval=2.0,
         description="Schema-driven producer for every declared Replicate model",
     )
-
-

@@ -88,6 +88,8 @@ def mime_allowed(kind: Kind, mime_type: str) -> bool:
     """True if a producer of ``kind`` may emit an artefact of ``mime_type``."""
     if kind is Kind.TEXT:
         return mime_type in _TEXT_MIME
+    if kind.media == "video" and mime_type == "image/gif":
+        return True  # some video models answer with animated GIFs
     return mime_type.startswith(kind.media + "/") or mime_type in _TEXT_MIME
 
 
@@ -130,9 +132,7 @@ class DiagnosticsRecorder:
         return self.data.model_copy(deep=True)
 
 
-async def _peek(
-    chunks: AsyncIterable[bytes], size: int
-) -> tuple[bytes, AsyncIterator[bytes]]:
+async def _peek(chunks: AsyncIterable[bytes], size: int) -> tuple[bytes, AsyncIterator[bytes]]:
     iterator = aiter(chunks)
     head = b""
     buffered: list[bytes] = []
@@ -216,10 +216,14 @@ class ArtefactBuilder:
             try:
                 validate_instance(value, schema, where=artefact_id)
             except InvalidInputError as exc:
-                raise self._malformed(f"the answer does not match its schema: {exc.reason}") from None
+                raise self._malformed(
+                    f"the answer does not match its schema: {exc.reason}"
+                ) from None
         data = json.dumps(value, ensure_ascii=False, sort_keys=True).encode("utf-8")
         stored = await self._store.put_bytes(data, mime_type="application/json")
-        return self._make(artefact_id, "inline", stored.uri, "application/json", stored, value, extra)
+        return self._make(
+            artefact_id, "inline", stored.uri, "application/json", stored, value, extra
+        )
 
     async def blob(
         self,

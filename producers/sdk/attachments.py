@@ -30,7 +30,9 @@ def attachment_from_path(
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise InvalidInputError(f"attachment {str(path)!r} cannot be read: {exc.strerror}") from None
+        raise InvalidInputError(
+            f"attachment {str(path)!r} cannot be read: {exc.strerror}"
+        ) from None
     if size > max_bytes:
         raise InvalidInputError(
             f"attachment {path.name!r} is {_size_text(size)}; the limit is {_size_text(max_bytes)}",
@@ -44,14 +46,19 @@ def attachment_from_path(
             field=path.name,
         ) from None
     return Attachment(
-        name=path.name, content=content, format=_FORMATS.get(path.suffix.lower()), sensitive=sensitive
+        name=path.name,
+        content=content,
+        format=_FORMATS.get(path.suffix.lower()),
+        sensitive=sensitive,
     )
 
 
 def _mask_secret_keys(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {
-            k: "***" if any(w in str(k).lower() for w in _SECRET_KEY_WORDS) else _mask_secret_keys(v)
+            k: "***"
+            if any(w in str(k).lower() for w in _SECRET_KEY_WORDS)
+            else _mask_secret_keys(v)
             for k, v in value.items()
         }
     if isinstance(value, list):

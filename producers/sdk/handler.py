@@ -6,9 +6,9 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from producers.sdk.artefacts import (
     Artefact,
@@ -34,6 +34,7 @@ from producers.sdk.templates import Templates
 from producers.storage.base import ArtefactStore
 
 FINGERPRINT_VERSION = 1
+T = TypeVar("T")
 
 
 @dataclass
@@ -295,12 +296,14 @@ class ProducerHandler:
     def _finish(self, rt: ProducerRuntime, artefacts: Sequence[Artefact]) -> ProducerResult:
         final = rt.diagnostics.finish()
         stamped = tuple(
-            a.model_copy(update={"diagnostics": final.model_copy(update={"extra": a.diagnostics.extra})})
+            a.model_copy(
+                update={"diagnostics": final.model_copy(update={"extra": a.diagnostics.extra})}
+            )
             for a in artefacts
         )
         return ProducerResult(artefacts=stamped, diagnostics=final)
 
-    async def _guard(self, rt: ProducerRuntime, work: Any) -> Any:
+    async def _guard(self, rt: ProducerRuntime, work: Awaitable[T]) -> T:
         """Await ``work``; give every failure the job's context and the ProviderError shape."""
         try:
             return await work

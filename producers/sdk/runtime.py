@@ -187,7 +187,8 @@ def parse_config(definition: ProducerDefinition, config: Mapping[str, Any], mode
                 problems.append(f"config.{loc}: {item['msg']} (got {item.get('input')!r})")
             allowed = ", ".join(schema.model_fields)
             raise InvalidInputError(
-                f"invalid config for {model_id}: " + "; ".join(problems)
+                f"invalid config for {model_id}: "
+                + "; ".join(problems)
                 + f"; config fields: {allowed}",
                 field="config",
             ) from None

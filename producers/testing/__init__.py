@@ -8,4 +8,10 @@ from producers.testing.fixtures import (
     make_job_request,
 )
 
-__all__ = ["FAKE_TOKEN", "JobContext", "assert_artefact", "fake_secret_resolver", "make_job_request"]
+__all__ = [
+    "FAKE_TOKEN",
+    "JobContext",
+    "assert_artefact",
+    "fake_secret_resolver",
+    "make_job_request",
+]

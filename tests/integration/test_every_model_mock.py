@@ -61,13 +61,23 @@ async def test_model_makes_decodable_media_in_mock_mode(model: str, tmp_path: Pa
     hints = media_hints(declaration, payload)
     assert len(result.artefacts) == hints.count
     for artefact in result.artefacts:
-        data = await assert_artefact(artefact, store=store, kind="blob", mime_prefix=f"{declaration.output.media}/", mocked=True)
+        data = await assert_artefact(
+            artefact,
+            store=store,
+            kind="blob",
+            mime_prefix=f"{declaration.output.media}/",
+            mocked=True,
+        )
         path = await store.local_path(artefact.uri)
         if declaration.output.media == "image":
             width, height = Image.open(io.BytesIO(data)).size
             if hints.aspect_ratio:
                 w, h = (float(x) for x in hints.aspect_ratio.split(":"))
-                assert width / height == pytest.approx(w / h, rel=0.02), (width, height, hints.aspect_ratio)
+                assert width / height == pytest.approx(w / h, rel=0.02), (
+                    width,
+                    height,
+                    hints.aspect_ratio,
+                )
             elif hints.width and hints.height:
                 assert width / height == pytest.approx(hints.width / hints.height, rel=0.02)
         elif declaration.output.media == "audio":

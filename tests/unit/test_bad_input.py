@@ -98,7 +98,10 @@ CASES: list[tuple[str, str, dict[str, Any], type[Exception], list[str]]] = [
     (
         "missing-template-variable",
         "openai:gpt-5-mini",
-        {"config": {"user_prompt": "Explain {{ topic }} to {{ audience }}"}, "inputs": {"topic": "lava"}},
+        {
+            "config": {"user_prompt": "Explain {{ topic }} to {{ audience }}"},
+            "inputs": {"topic": "lava"},
+        },
         InvalidInputError,
         ["user_prompt", "'audience'", "available variables", "topic"],
     ),
@@ -156,30 +159,70 @@ def test_unknown_model_id_names_close_matches() -> None:
 MALFORMED: list[tuple[str, str, list[str]]] = [
     ("not-json", "{ nope", ["not valid JSON", "line 1"]),
     ("not-an-object", "[1, 2]", ["JSON object"]),
-    ("missing-kind", json.dumps({"model": "acme/x", "input_schema": {}, "output": {"media": "image"}}), ["kind", "Field required"]),
-    ("bad-kind", json.dumps({"model": "acme/x", "kind": "text-to-smell", "input_schema": {}, "output": {"media": "image"}}), ["kind", "text-to-image"]),
+    (
+        "missing-kind",
+        json.dumps({"model": "acme/x", "input_schema": {}, "output": {"media": "image"}}),
+        ["kind", "Field required"],
+    ),
+    (
+        "bad-kind",
+        json.dumps(
+            {
+                "model": "acme/x",
+                "kind": "text-to-smell",
+                "input_schema": {},
+                "output": {"media": "image"},
+            }
+        ),
+        ["kind", "text-to-image"],
+    ),
     (
         "mapping-to-unknown-field",
-        json.dumps({"model": "acme/x", "kind": "text-to-image", "input_schema": {"type": "object", "properties": {"prompt": {"type": "string"}}},
-                    "output": {"media": "image"}, "mapping": {"prompt": {"field": "text"}}}),
+        json.dumps(
+            {
+                "model": "acme/x",
+                "kind": "text-to-image",
+                "input_schema": {"type": "object", "properties": {"prompt": {"type": "string"}}},
+                "output": {"media": "image"},
+                "mapping": {"prompt": {"field": "text"}},
+            }
+        ),
         ["mapping.prompt", "'text'", "fields: prompt"],
     ),
     (
         "unknown-general-attribute",
-        json.dumps({"model": "acme/x", "kind": "text-to-image", "input_schema": {"type": "object", "properties": {"prompt": {"type": "string"}}},
-                    "output": {"media": "image"}, "mapping": {"colour": {"field": "prompt"}}}),
+        json.dumps(
+            {
+                "model": "acme/x",
+                "kind": "text-to-image",
+                "input_schema": {"type": "object", "properties": {"prompt": {"type": "string"}}},
+                "output": {"media": "image"},
+                "mapping": {"colour": {"field": "prompt"}},
+            }
+        ),
         ["mapping.colour", "general attribute", "aspect_ratio"],
     ),
     (
         "unresolvable-ref",
-        json.dumps({"model": "acme/x", "kind": "text-to-image", "input_schema": {"type": "object", "properties": {"size": {"allOf": [{"$ref": "#/components/schemas/size"}]}}},
-                    "output": {"media": "image"}}),
+        json.dumps(
+            {
+                "model": "acme/x",
+                "kind": "text-to-image",
+                "input_schema": {
+                    "type": "object",
+                    "properties": {"size": {"allOf": [{"$ref": "#/components/schemas/size"}]}},
+                },
+                "output": {"media": "image"},
+            }
+        ),
         ["input_schema", "unresolvable $ref", "#/components/schemas/size"],
     ),
 ]
 
 
-@pytest.mark.parametrize(("text", "words"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+@pytest.mark.parametrize(
+    ("text", "words"), [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED]
+)
 def test_malformed_declaration_file(tmp_path: Path, text: str, words: list[str]) -> None:
     folder = tmp_path / "models" / "acme"
     folder.mkdir(parents=True)

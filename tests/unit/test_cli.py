@@ -22,8 +22,19 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_produce_json_lists_artefacts(tmp_path: Path) -> None:
-    code, out, err = run("produce", "replicate:bytedance/seedream-4", "--set", "prompt=A volcano",
-                         "--set", "aspect_ratio=16:9", "--set", "count=2", "--store", str(tmp_path), "--json")
+    code, out, err = run(
+        "produce",
+        "replicate:bytedance/seedream-4",
+        "--set",
+        "prompt=A volcano",
+        "--set",
+        "aspect_ratio=16:9",
+        "--set",
+        "count=2",
+        "--store",
+        str(tmp_path),
+        "--json",
+    )
     assert code == 0, err
     data = json.loads(out)
     assert [a["id"] for a in data["artefacts"]] == ["image[0]", "image[1]"]
@@ -39,12 +50,22 @@ def test_produce_uses_tutopanda_store(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setenv("TUTOPANDA_STORE", str(tmp_path / "env-store"))
     code, out, err = run("produce", "openai:gpt-5-mini", "--set", "prompt=lava", "--json")
     assert code == 0, err
-    assert json.loads(out)["artefacts"][0]["uri"].startswith(f"file://{(tmp_path / 'env-store').resolve()}")
+    assert json.loads(out)["artefacts"][0]["uri"].startswith(
+        f"file://{(tmp_path / 'env-store').resolve()}"
+    )
 
 
 def test_invalid_custom_value_fails_with_the_field_and_allowed_values(tmp_path: Path) -> None:
-    code, _, err = run("produce", "replicate:minimax/speech-02-hd", "--set", "prompt=Magma rises.",
-                       "--custom", "emotion=calm", "--store", str(tmp_path))
+    code, _, err = run(
+        "produce",
+        "replicate:minimax/speech-02-hd",
+        "--set",
+        "prompt=Magma rises.",
+        "--custom",
+        "emotion=calm",
+        "--store",
+        str(tmp_path),
+    )
     assert code == 1
     assert "invalid_input" in err and "emotion" in err and "'calm'" in err and "'neutral'" in err
     assert "Magma rises." in err  # the prompt is named
@@ -54,7 +75,9 @@ def test_invalid_custom_value_fails_with_the_field_and_allowed_values(tmp_path: 
 def test_unknown_model_and_live_mode_are_usage_errors(tmp_path: Path) -> None:
     code, _, err = run("produce", "replicate:bytedance/seedream-5", "--store", str(tmp_path))
     assert code == 2 and "did you mean" in err and "seedream-4" in err
-    code, _, err = run("produce", "replicate:bytedance/seedream-4", "--mode", "live", "--set", "prompt=x")
+    code, _, err = run(
+        "produce", "replicate:bytedance/seedream-4", "--mode", "live", "--set", "prompt=x"
+    )
     assert code == 2 and "live mode is not available yet" in err
     code, _, err = run("produce", "replicate:bytedance/seedream-4", "--set", "no-equals-sign")
     assert code == 2 and "KEY=VALUE" in err
@@ -62,11 +85,24 @@ def test_unknown_model_and_live_mode_are_usage_errors(tmp_path: Path) -> None:
 
 def test_config_file_and_attachment(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
-    config.write_text('user_prompt = "In the tone of {{ attachments[\'tone.txt\'] }}: {{ prompt }}"\n')
+    config.write_text(
+        "user_prompt = \"In the tone of {{ attachments['tone.txt'] }}: {{ prompt }}\"\n"
+    )
     tone = tmp_path / "tone.txt"
     tone.write_text("a pirate")
-    code, out, err = run("produce", "openai:gpt-5-mini", "--config", str(config), "--attach", str(tone),
-                         "--set", "prompt=volcanoes", "--store", str(tmp_path / "s"), "--json")
+    code, out, err = run(
+        "produce",
+        "openai:gpt-5-mini",
+        "--config",
+        str(config),
+        "--attach",
+        str(tone),
+        "--set",
+        "prompt=volcanoes",
+        "--store",
+        str(tmp_path / "s"),
+        "--json",
+    )
     assert code == 0, err
     payload = json.loads(out)["artefacts"][0]["diagnostics"]["payload"]
     assert payload["input"] == "In the tone of a pirate: volcanoes"
@@ -91,9 +127,17 @@ def test_models_list_and_show() -> None:
 
 
 @pytest.mark.skipif(not SHARED.is_dir(), reason="shared/models is not beside the checkout")
-def test_models_import_writes_a_usable_declaration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out, err = run("models", "import", str(SHARED / "replicate-sample" / "jaaari__kokoro-82m.json"),
-                         "--into", str(tmp_path), "--json")
+def test_models_import_writes_a_usable_declaration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    code, out, err = run(
+        "models",
+        "import",
+        str(SHARED / "replicate-sample" / "jaaari__kokoro-82m.json"),
+        "--into",
+        str(tmp_path),
+        "--json",
+    )
     assert code == 0, err
     (report,) = json.loads(out)
     assert report["kind"] == "text-to-speech"

@@ -12,10 +12,10 @@ import httpx
 import pytest
 from PIL import Image
 
+from producers.clients import default_client_registry
 from producers.registry import ProviderRegistry, builtin_definitions
 from producers.sdk import ErrorCode, ProviderError
 from producers.sdk.runtime import ClientRegistry
-from producers.clients import default_client_registry
 from producers.testing import JobContext, assert_artefact, fake_secret_resolver, make_job_request
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
@@ -35,14 +35,23 @@ async def test_adding_a_model_is_a_file(monkeypatch: pytest.MonkeyPatch) -> None
     info = context.registry.describe("replicate:acme/tiny-image")
     assert info.kind.value == "text-to-image"
     assert set(info.general_attributes) == {"prompt", "aspect_ratio", "count"}
-    request = make_job_request("replicate:acme/tiny-image",
-                               inputs={"prompt": "a fox", "aspect_ratio": "16:9", "count": 2})
+    request = make_job_request(
+        "replicate:acme/tiny-image", inputs={"prompt": "a fox", "aspect_ratio": "16:9", "count": 2}
+    )
     result = await context.handler(request).run(request)
     assert [a.id for a in result.artefacts] == ["image[0]", "image[1]"]
     payload = result.diagnostics.payload
-    assert payload == {"style": "watercolour", "caption": "a fox", "width": 768, "height": 448, "images": 2}
+    assert payload == {
+        "style": "watercolour",
+        "caption": "a fox",
+        "width": 768,
+        "height": 448,
+        "images": 2,
+    }
     assert result.diagnostics.estimated_cost_usd == pytest.approx(0.004)
-    data = await assert_artefact(result.artefacts[0], store=context.store, kind="blob", mime_prefix="image/png", mocked=True)
+    data = await assert_artefact(
+        result.artefacts[0], store=context.store, kind="blob", mime_prefix="image/png", mocked=True
+    )
     width, height = Image.open(io.BytesIO(data)).size
     assert width / height == pytest.approx(768 / 448, rel=0.01)
 
@@ -51,11 +60,15 @@ async def test_new_provider_runs_in_mock_mode_without_a_mock_of_its_own() -> Non
     acme = load_example("acme_provider")
     context = JobContext()
     context.register(acme.ACME_IMAGES)
-    request = make_job_request("acme:pixel-1", inputs={"prompt": "a kite", "count": 2, "aspect_ratio": "1:1"})
+    request = make_job_request(
+        "acme:pixel-1", inputs={"prompt": "a kite", "count": 2, "aspect_ratio": "1:1"}
+    )
     result = await context.handler(request).run(request)
     assert len(result.artefacts) == 2
     for artefact in result.artefacts:
-        await assert_artefact(artefact, store=context.store, kind="blob", mime_prefix="image/", mocked=True)
+        await assert_artefact(
+            artefact, store=context.store, kind="blob", mime_prefix="image/", mocked=True
+        )
 
 
 def fake_acme(calls: list[str], *, rate_limited: bool = False) -> httpx.MockTransport:
@@ -72,7 +85,10 @@ def fake_acme(calls: list[str], *, rate_limited: bool = False) -> httpx.MockTran
             assert body == {"text": "a kite", "n": 1}
             return httpx.Response(201, json={"id": "j1", "state": "queued"})
         if request.url.path == "/v1/jobs/j1":
-            return httpx.Response(200, json={"id": "j1", "state": "done", "files": ["https://files.acme.test/j1/0.png"]})
+            return httpx.Response(
+                200,
+                json={"id": "j1", "state": "done", "files": ["https://files.acme.test/j1/0.png"]},
+            )
         if request.url.host == "files.acme.test":
             return httpx.Response(200, content=png.getvalue())
         return httpx.Response(404, json={"message": "no such route"})
@@ -83,7 +99,9 @@ def fake_acme(calls: list[str], *, rate_limited: bool = False) -> httpx.MockTran
 def live_context(acme: ModuleType) -> JobContext:
     clients: ClientRegistry = default_client_registry()
     clients.register("acme", "live", acme.acme_live_client)
-    context = JobContext(clients=clients, secrets=fake_secret_resolver({"ACME_TOKEN": "acme-secret-token-1"}))
+    context = JobContext(
+        clients=clients, secrets=fake_secret_resolver({"ACME_TOKEN": "acme-secret-token-1"})
+    )
     context.register(acme.ACME_IMAGES)
     return context
 
@@ -94,12 +112,19 @@ async def test_new_provider_live_path_is_the_same_code_with_a_real_transport() -
     context = live_context(acme)
     request = make_job_request("acme:pixel-1", mode="live", inputs={"prompt": "a kite"})
     handler = context.registry.resolve(request.descriptor, "live", context.deps())
-    handler.deps.client_options = {"acme": {"base_url": "https://acme.test/v1", "transport": fake_acme(calls)}}
+    handler.deps.client_options = {
+        "acme": {"base_url": "https://acme.test/v1", "transport": fake_acme(calls)}
+    }
     result = await handler.run(request)
     (artefact,) = result.artefacts
     assert artefact.mime_type == "image/png"
     assert artefact.diagnostics.mocked is False
-    assert calls == ["POST /v1/models/pixel-1/jobs", "GET /v1/jobs/j1", "GET /v1/jobs/j1", "GET /j1/0.png"]
+    assert calls == [
+        "POST /v1/models/pixel-1/jobs",
+        "GET /v1/jobs/j1",
+        "GET /v1/jobs/j1",
+        "GET /j1/0.png",
+    ]
 
 
 async def test_new_provider_errors_map_to_provider_error() -> None:
@@ -108,9 +133,18 @@ async def test_new_provider_errors_map_to_provider_error() -> None:
     context = live_context(acme)
     request = make_job_request("acme:pixel-1", mode="live", inputs={"prompt": "a kite"})
     handler = context.registry.resolve(request.descriptor, "live", context.deps())
-    handler.deps.client_options = {"acme": {"base_url": "https://acme.test/v1", "transport": fake_acme(calls, rate_limited=True)}}
+    handler.deps.client_options = {
+        "acme": {
+            "base_url": "https://acme.test/v1",
+            "transport": fake_acme(calls, rate_limited=True),
+        }
+    }
     with pytest.raises(ProviderError) as caught:
         await handler.run(request)
-    assert (caught.value.code, caught.value.retryable, caught.value.retry_after) == (ErrorCode.RATE_LIMITED, True, 12.0)
+    assert (caught.value.code, caught.value.retryable, caught.value.retry_after) == (
+        ErrorCode.RATE_LIMITED,
+        True,
+        12.0,
+    )
     assert calls == ["POST /v1/models/pixel-1/jobs"]  # the SDK never retries by itself
     assert "acme-secret-token-1" not in str(caught.value)

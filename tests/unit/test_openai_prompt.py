@@ -29,7 +29,13 @@ async def test_text_output_in_mock_mode(tutopanda_context: JobContext) -> None:
     )
     result = await tutopanda_context.handler(request).run(request)
     (artefact,) = result.artefacts
-    data = await assert_artefact(artefact, store=tutopanda_context.store, kind="inline", mime_prefix="text/plain", mocked=True)
+    data = await assert_artefact(
+        artefact,
+        store=tutopanda_context.store,
+        kind="inline",
+        mime_prefix="text/plain",
+        mocked=True,
+    )
     assert artefact.id == "text[0]"
     assert data.decode() == artefact.value and "volcanoes" in artefact.value
     diagnostics = artefact.diagnostics
@@ -41,12 +47,24 @@ async def test_text_output_in_mock_mode(tutopanda_context: JobContext) -> None:
     assert diagnostics.cost_usd == 0.0  # mocked: nothing paid
 
 
-async def test_structured_output_splits_into_named_artefacts_and_collections(tutopanda_context: JobContext) -> None:
-    request = make_job_request("openai:gpt-5-mini", inputs={"prompt": "How volcanoes work"}, config=SCRIPT_CONFIG)
+async def test_structured_output_splits_into_named_artefacts_and_collections(
+    tutopanda_context: JobContext,
+) -> None:
+    request = make_job_request(
+        "openai:gpt-5-mini", inputs={"prompt": "How volcanoes work"}, config=SCRIPT_CONFIG
+    )
     result = await tutopanda_context.handler(request).run(request)
     ids = [a.id for a in result.artefacts]
-    assert ids == ["script", "title", "narration[0]", "narration[1]", "narration[2]",
-                   "image_prompt[0]", "image_prompt[1]", "image_prompt[2]"]
+    assert ids == [
+        "script",
+        "title",
+        "narration[0]",
+        "narration[1]",
+        "narration[2]",
+        "image_prompt[0]",
+        "image_prompt[1]",
+        "image_prompt[2]",
+    ]
     script = result.get("script")
     assert script.mime_type == "application/json"
     jsonschema.validate(script.value, SCRIPT_CONFIG["json_schema"])
@@ -65,11 +83,16 @@ async def test_attachments_are_template_variables(tutopanda_context: JobContext)
         "openai:gpt-5-mini",
         inputs={"prompt": "lava"},
         config={"user_prompt": "Tone: {{ attachments['style.toml'].tone }}. Topic: {{ prompt }}"},
-        attachments=(Attachment(name="style.toml", content='tone = "calm"\napi_key = "sk-should-not-show"'),),
+        attachments=(
+            Attachment(name="style.toml", content='tone = "calm"\napi_key = "sk-should-not-show"'),
+        ),
     )
     result = await tutopanda_context.handler(request).run(request)
     diagnostics = result.diagnostics
-    assert diagnostics.payload is not None and diagnostics.payload["input"] == "Tone: calm. Topic: lava"
+    assert (
+        diagnostics.payload is not None
+        and diagnostics.payload["input"] == "Tone: calm. Topic: lava"
+    )
     (summary,) = diagnostics.attachments
     assert summary["content"] == {"tone": "calm", "api_key": "***"}
 
@@ -83,8 +106,12 @@ class ScriptedText:
 
     async def generate(self, request: TextRequest) -> TextResult:
         self.requests.append(request)
-        return TextResult(text=self.text, model="gpt-5-mini-2025-08-07", response_id="resp_1",
-                          usage={"input_tokens": 1000, "output_tokens": 500})
+        return TextResult(
+            text=self.text,
+            model="gpt-5-mini-2025-08-07",
+            response_id="resp_1",
+            usage={"input_tokens": 1000, "output_tokens": 500},
+        )
 
     async def aclose(self) -> None:
         pass
@@ -106,11 +133,16 @@ def scripted(text: str) -> tuple[JobContext, ScriptedText]:
     [
         ("not json at all", ["not JSON"]),
         ('{"title": "x"}', ["does not match its schema", "segments", "required"]),
-        ('{"title": "x", "segments": [{"narration": "a", "visual_description": "b"}]}', ["does not match its schema", "too short"]),
+        (
+            '{"title": "x", "segments": [{"narration": "a", "visual_description": "b"}]}',
+            ["does not match its schema", "too short"],
+        ),
     ],
     ids=["not-json", "missing-field", "too-few-segments"],
 )
-async def test_answer_that_breaks_the_schema_is_malformed_output(answer: str, words: list[str]) -> None:
+async def test_answer_that_breaks_the_schema_is_malformed_output(
+    answer: str, words: list[str]
+) -> None:
     context, client = scripted(answer)
     request = make_job_request("openai:gpt-5-mini", inputs={"prompt": "p"}, config=SCRIPT_CONFIG)
     with pytest.raises(ProviderError) as caught:
@@ -138,8 +170,9 @@ async def test_cost_comes_from_usage_and_the_snapshot_model_name() -> None:
 
 def test_split_paths() -> None:
     answer = {"title": "T", "segments": [{"n": "a"}, {"n": "b"}]}
-    assert split_answer(answer, {"all": ".", "t": "title", "n[]": "segments[*].n", "first": "segments[0].n"}) == [
-        ("all", answer), ("t", "T"), ("n[0]", "a"), ("n[1]", "b"), ("first", "a")]
+    assert split_answer(
+        answer, {"all": ".", "t": "title", "n[]": "segments[*].n", "first": "segments[0].n"}
+    ) == [("all", answer), ("t", "T"), ("n[0]", "a"), ("n[1]", "b"), ("first", "a")]
     with pytest.raises(ProviderError, match="no 'nope'"):
         split_answer(answer, {"x": "nope"})
     with pytest.raises(ProviderError, match="not a list"):

@@ -53,12 +53,16 @@ ECHO = define_producer(
 
 
 def context_with(definition: Any, **secrets: str) -> JobContext:
-    context = JobContext(secrets=fake_secret_resolver({"ECHO_TOKEN": "echo-secret-value-42", **secrets}))
+    context = JobContext(
+        secrets=fake_secret_resolver({"ECHO_TOKEN": "echo-secret-value-42", **secrets})
+    )
     context.register(definition)
     return context
 
 
-async def test_invoke_producer_runs_and_records_diagnostics(caplog: pytest.LogCaptureFixture) -> None:
+async def test_invoke_producer_runs_and_records_diagnostics(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     context = context_with(ECHO)
     request = make_job_request("echo:echo-1", inputs={"prompt": "hi"}, config={"shout": True})
     with caplog.at_level(logging.INFO, logger="producers.sdk"):
@@ -78,13 +82,20 @@ async def test_invoke_producer_runs_and_records_diagnostics(caplog: pytest.LogCa
     assert "***" in caplog.text
 
 
-async def test_unexpected_exception_becomes_unknown_provider_error(caplog: pytest.LogCaptureFixture) -> None:
+async def test_unexpected_exception_becomes_unknown_provider_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async def broken(rt: ProducerRuntime) -> Sequence[Artefact]:
         raise RuntimeError(f"boom with {rt.secrets.require('ECHO_TOKEN')}")
 
-    context = context_with(define_producer(name="b", provider="echo", models=["*"], kind=Kind.TEXT, invoke=broken))
+    context = context_with(
+        define_producer(name="b", provider="echo", models=["*"], kind=Kind.TEXT, invoke=broken)
+    )
     request = make_job_request("echo:x", inputs={"prompt": "the prompt"})
-    with caplog.at_level(logging.INFO, logger="producers.sdk"), pytest.raises(ProviderError) as caught:
+    with (
+        caplog.at_level(logging.INFO, logger="producers.sdk"),
+        pytest.raises(ProviderError) as caught,
+    ):
         await context.handler(request).run(request)
     error = caught.value
     assert error.code is ErrorCode.UNKNOWN
@@ -100,14 +111,26 @@ async def test_provider_error_keeps_retry_fields_and_gets_context() -> None:
     async def limited(rt: ProducerRuntime) -> Sequence[Artefact]:
         raise ProviderError(ErrorCode.RATE_LIMITED, "slow down", status_code=429, retry_after=7.0)
 
-    context = context_with(define_producer(name="rl", provider="echo", models=["*"], kind=Kind.TEXT, invoke=limited))
+    context = context_with(
+        define_producer(name="rl", provider="echo", models=["*"], kind=Kind.TEXT, invoke=limited)
+    )
     request = make_job_request("echo:x", inputs={"prompt": "p"}, attempt=3)
     with pytest.raises(ProviderError) as caught:
         await context.handler(request).run(request)
     error = caught.value
-    assert (error.code, error.retryable, error.retry_after, error.attempt) == (ErrorCode.RATE_LIMITED, True, 7.0, 3)
+    assert (error.code, error.retryable, error.retry_after, error.attempt) == (
+        ErrorCode.RATE_LIMITED,
+        True,
+        7.0,
+        3,
+    )
     text = str(error)
-    assert "producer rl" in text and "echo:x" in text and "rate_limited: slow down" in text and "'p'" in text
+    assert (
+        "producer rl" in text
+        and "echo:x" in text
+        and "rate_limited: slow down" in text
+        and "'p'" in text
+    )
 
 
 def test_define_producer_refuses_incomplete_definitions() -> None:
@@ -117,7 +140,9 @@ def test_define_producer_refuses_incomplete_definitions() -> None:
     with pytest.raises(ValueError, match="missing: poll, collect"):
         define_producer(name="x", provider="p", models=["*"], kind=Kind.TEXT, submit=invoke)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not both"):
-        define_producer(name="x", provider="p", models=["*"], kind=Kind.TEXT, invoke=invoke, submit=invoke)  # type: ignore[arg-type]
+        define_producer(
+            name="x", provider="p", models=["*"], kind=Kind.TEXT, invoke=invoke, submit=invoke
+        )  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="at least one model"):
         define_producer(name="x", provider="p", models=[], kind=Kind.TEXT, invoke=invoke)
 
@@ -126,10 +151,23 @@ def test_exact_model_beats_wildcard_and_later_registration_wins() -> None:
     async def invoke(rt: ProducerRuntime) -> Sequence[Artefact]:
         return []
 
-    wild = define_producer(name="wild", provider="echo", models=["*"], kind=Kind.TEXT, invoke=invoke)
-    exact = define_producer(name="exact", provider="echo", models=["echo-1"], kind=Kind.TEXT, invoke=invoke)
-    later = define_producer(name="later", provider="echo", models=["*"], kind=Kind.TEXT, invoke=invoke)
-    airflow_only = define_producer(name="af", provider="echo", models=["echo-2"], kind=Kind.TEXT, invoke=invoke, environments=["airflow"])
+    wild = define_producer(
+        name="wild", provider="echo", models=["*"], kind=Kind.TEXT, invoke=invoke
+    )
+    exact = define_producer(
+        name="exact", provider="echo", models=["echo-1"], kind=Kind.TEXT, invoke=invoke
+    )
+    later = define_producer(
+        name="later", provider="echo", models=["*"], kind=Kind.TEXT, invoke=invoke
+    )
+    airflow_only = define_producer(
+        name="af",
+        provider="echo",
+        models=["echo-2"],
+        kind=Kind.TEXT,
+        invoke=invoke,
+        environments=["airflow"],
+    )
     from producers.registry import ProviderRegistry
     from producers.sdk.jobs import Descriptor
 
@@ -152,14 +190,21 @@ class Countdown:
 
 def long_definition(provider: Countdown) -> Any:
     async def prepare(rt: ProducerRuntime) -> Prepared:
-        return Prepared(payload={"prompt": rt.inputs.require("prompt")}, prompt=rt.inputs.get("prompt"),
-                        estimated_cost_usd=0.5, artefact_ids=("out",))
+        return Prepared(
+            payload={"prompt": rt.inputs.require("prompt")},
+            prompt=rt.inputs.get("prompt"),
+            estimated_cost_usd=0.5,
+            artefact_ids=("out",),
+        )
 
     async def submit(rt: ProducerRuntime) -> Submission:
         provider.calls.append("submit")
         job_id = f"job-{len(provider.jobs)}"
         provider.jobs[job_id] = provider.polls
-        return Submission(provider_job_id=job_id, state={"echo": rt.prepared.payload["prompt"] if rt.prepared else ""})
+        return Submission(
+            provider_job_id=job_id,
+            state={"echo": rt.prepared.payload["prompt"] if rt.prepared else ""},
+        )
 
     async def poll(rt: ProducerRuntime, handle: JobHandle) -> JobStatus:
         provider.calls.append("poll")
@@ -175,8 +220,17 @@ def long_definition(provider: Countdown) -> Any:
     async def cancel(rt: ProducerRuntime, handle: JobHandle) -> None:
         provider.canceled.append(str(handle.provider_job_id))
 
-    return define_producer(name="long", provider="slow", models=["*"], kind=Kind.TEXT,
-                           prepare=prepare, submit=submit, poll=poll, collect=collect, cancel=cancel)
+    return define_producer(
+        name="long",
+        provider="slow",
+        models=["*"],
+        kind=Kind.TEXT,
+        prepare=prepare,
+        submit=submit,
+        poll=poll,
+        collect=collect,
+        cancel=cancel,
+    )
 
 
 async def test_run_submits_polls_and_collects() -> None:
@@ -252,12 +306,26 @@ async def test_failed_poll_state_is_model_failed() -> None:
     async def collect(rt: ProducerRuntime, handle: JobHandle) -> Sequence[Artefact]:
         raise AssertionError("must not collect a failed job")
 
-    context = context_with(define_producer(name="f", provider="slow", models=["*"], kind=Kind.TEXT,
-                                           prepare=prepare, submit=submit, poll=poll, collect=collect))
+    context = context_with(
+        define_producer(
+            name="f",
+            provider="slow",
+            models=["*"],
+            kind=Kind.TEXT,
+            prepare=prepare,
+            submit=submit,
+            poll=poll,
+            collect=collect,
+        )
+    )
     request = make_job_request("slow:m")
     with pytest.raises(ProviderError) as caught:
         await context.handler(request).run(request)
-    assert (caught.value.code, caught.value.retryable, caught.value.provider_job_id) == (ErrorCode.MODEL_FAILED, False, "j1")
+    assert (caught.value.code, caught.value.retryable, caught.value.provider_job_id) == (
+        ErrorCode.MODEL_FAILED,
+        False,
+        "j1",
+    )
     assert "CUDA out of memory" in str(caught.value)
 
 
@@ -271,7 +339,11 @@ async def test_live_mode_without_an_adapter_says_so() -> None:
         rt.clients.get("echo")
         return []
 
-    context.register(define_producer(name="c", provider="echo", models=["echo-1"], kind=Kind.TEXT, invoke=uses_client))
+    context.register(
+        define_producer(
+            name="c", provider="echo", models=["echo-1"], kind=Kind.TEXT, invoke=uses_client
+        )
+    )
     handler = context.registry.resolve(request.descriptor, "live", deps)
     with pytest.raises(ProviderError, match="live mode is not available for provider 'echo'"):
         await handler.run(request)
@@ -281,7 +353,11 @@ async def test_artefact_mime_must_match_the_kind() -> None:
     async def wrong(rt: ProducerRuntime) -> Sequence[Artefact]:
         return [await rt.artefacts.blob("image[0]", b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 40)]
 
-    context = context_with(define_producer(name="w", provider="echo", models=["*"], kind=Kind.TEXT_TO_IMAGE, invoke=wrong))
+    context = context_with(
+        define_producer(
+            name="w", provider="echo", models=["*"], kind=Kind.TEXT_TO_IMAGE, invoke=wrong
+        )
+    )
     request = make_job_request("echo:x")
     with pytest.raises(ProviderError) as caught:
         await context.handler(request).run(request)
@@ -292,5 +368,7 @@ async def test_artefact_mime_must_match_the_kind() -> None:
 async def test_artefact_ids_are_checked_against_produces() -> None:
     context = context_with(ECHO)
     request = make_job_request("echo:echo-1", inputs={"prompt": "x"}, produces=("script",))
-    with pytest.raises(ProviderError, match="'text' is not one this job produces; expected: script"):
+    with pytest.raises(
+        ProviderError, match="'text' is not one this job produces; expected: script"
+    ):
         await context.handler(request).run(request)
