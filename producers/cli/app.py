@@ -31,6 +31,7 @@ from producers.sdk.errors import (
 from producers.sdk.handler import HandlerDeps
 from producers.sdk.jobs import Descriptor, JobRequest, Kind, Mode
 from producers.storage import open_store
+from producers.storage.manifest import RunManifest, new_run_id
 
 app = typer.Typer(
     name="tutopanda",
@@ -163,8 +164,10 @@ def produce(
         raise _fail(str(exc), 2) from None
     except ConfigurationError as exc:
         raise _fail(str(exc), 2) from None
+    run_id = new_run_id()
     request = JobRequest(
         descriptor=descriptor,
+        run_id=run_id,
         mode=run_mode,
         inputs=inputs,
         custom=custom_values,
@@ -173,6 +176,7 @@ def produce(
         produces=tuple(produces),
     )
     handler = registry.resolve(descriptor, run_mode, HandlerDeps(store=store_obj, clients=clients))
+    manifest = RunManifest(run_id=run_id, client="cli", command="produce")
 
     def on_retry(error: ProviderError, attempt: int, wait: float) -> None:
         err.print(
@@ -184,28 +188,45 @@ def produce(
     async def attempt(number: int) -> ProducerResult:
         return await handler.run(request.model_copy(update={"attempt": number}))
 
+    async def go() -> tuple[ProducerResult | ProviderError, str]:
+        try:
+            done = await RetryPolicy(retries=retries).run(attempt, on_retry=on_retry)
+            manifest.add_result(request, done)
+            outcome: ProducerResult | ProviderError = done
+        except ProviderError as exc:
+            outcome = exc
+            manifest.add_failure(request, exc)
+        return outcome, await manifest.save(store_obj)
+
     try:
-        result = asyncio.run(RetryPolicy(retries=retries).run(attempt, on_retry=on_retry))
-    except ProviderError as exc:
-        if as_json:
-            out.print_json(data={"error": exc.to_dict()})
-        raise _fail(str(exc), 1) from None
+        outcome, manifest_uri = asyncio.run(go())
     except KeyboardInterrupt:
         raise _fail("interrupted", 130) from None
+    if isinstance(outcome, ProviderError):
+        if as_json:
+            out.print_json(
+                data={"run_id": run_id, "manifest": manifest_uri, "error": outcome.to_dict()}
+            )
+        raise _fail(str(outcome), 1)
+    result = outcome
     if as_json:
         out.print_json(
             data={
+                "run_id": run_id,
+                "manifest": manifest_uri,
                 "artefacts": [a.record() for a in result.artefacts],
                 "diagnostics": result.diagnostics.model_dump(mode="json"),
             }
         )
         return
     table = Table(title=f"{descriptor.model_id} ({run_mode})")
-    for column in ("artefact", "type", "size", "uri"):
-        table.add_column(column)
+    for column in ("artefact", "type", "size"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("uri", overflow="fold")
     for artefact in result.artefacts:
         table.add_row(artefact.id, artefact.mime_type, f"{artefact.size:,}", artefact.uri)
     out.print(table)
+    out.print(f"run {run_id}: manifest {manifest_uri}", highlight=False)
     diagnostics = result.diagnostics
     cost = diagnostics.estimated_cost_usd
     out.print(

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from producers.sdk.errors import ErrorCode, ProviderError
+from producers.sdk.secrets import redact
 
 PROVIDER = "replicate"
 _SAFETY_WORDS = ("nsfw", "safety", "sensitive", "content policy", "flagged", "moderation")
@@ -71,4 +72,53 @@ def http_error(
         provider=PROVIDER,
         raw=dict(body),
         caused_by_user=code in (ErrorCode.INVALID_INPUT, ErrorCode.AUTH_FAILED),
+    )
+
+
+def error_from_exception(exc: BaseException, *, retry_after: float | None = None) -> ProviderError:
+    """Map an exception raised by the ``replicate`` package (or httpx) to ProviderError.
+
+    ``ReplicateError`` keeps no response headers, so a 429's ``Retry-After`` must be read
+    by the caller (an httpx response hook) and passed as ``retry_after``.
+    """
+    import json
+
+    import httpx
+    from replicate.exceptions import ModelError, ReplicateError
+
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, ModelError):
+        prediction = exc.prediction
+        return failed_prediction_error(
+            getattr(prediction, "error", None), prediction_id=getattr(prediction, "id", None)
+        )
+    if isinstance(exc, ReplicateError):
+        body = {"title": exc.title, "detail": exc.detail}
+        return http_error(exc.status or 0, body, retry_after=retry_after)
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderError(ErrorCode.TIMEOUT, f"Replicate timed out: {type(exc).__name__}", provider=PROVIDER)
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return ProviderError(
+            ErrorCode.PROVIDER_UNAVAILABLE,
+            f"the connection to Replicate broke: {exc}",
+            provider=PROVIDER,
+        )
+    if isinstance(exc, httpx.TransportError):
+        return ProviderError(
+            ErrorCode.PROVIDER_UNAVAILABLE, f"could not reach Replicate: {exc}", provider=PROVIDER
+        )
+    if isinstance(exc, json.JSONDecodeError):
+        return ProviderError(
+            ErrorCode.MALFORMED_OUTPUT,
+            f"Replicate answered with a body that is not JSON ({exc.msg})",
+            provider=PROVIDER,
+            retryable=True,
+        )
+    return ProviderError(
+        ErrorCode.UNKNOWN,
+        f"{type(exc).__name__}: {exc}",
+        provider=PROVIDER,
+        retryable=False,
+        raw=type(exc).__name__,
     )

@@ -183,3 +183,48 @@ async def test_retry_policy_retries_only_retryable_errors_and_honours_retry_afte
         await RetryPolicy(retries=2, base_delay=1.0).run(down, sleep=sleep)
     assert attempts == [1, 2, 3]
     assert 0.5 <= waits[0] <= 1.0 and 1.0 <= waits[1] <= 2.0  # exponential backoff with jitter
+
+
+def test_produce_writes_a_run_manifest_for_success_and_failure(tmp_path: Path) -> None:
+    from producers.storage import LocalStore
+
+    code, out, _ = run(
+        "produce",
+        "replicate:bytedance/seedream-4",
+        "--set",
+        "prompt=A volcano",
+        "--store",
+        str(tmp_path),
+        "--json",
+    )
+    assert code == 0
+    data = json.loads(out)
+    code, out, _ = run(
+        "produce",
+        "replicate:minimax/speech-02-hd",
+        "--set",
+        "prompt=Magma.",
+        "--custom",
+        "emotion=calm",
+        "--store",
+        str(tmp_path),
+        "--json",
+    )
+    assert code == 1
+    failed = json.loads(out)
+    assert failed["error"]["code"] == "invalid_input"
+    store = LocalStore(tmp_path)
+    import asyncio
+
+    runs = asyncio.run(store.list_runs())
+    assert sorted(runs) == sorted([data["run_id"], failed["run_id"]])
+    ok = asyncio.run(store.read_manifest(data["run_id"]))
+    assert ok is not None
+    (job,) = ok["jobs"]
+    assert job["status"] == "succeeded" and job["model_id"] == "replicate:bytedance/seedream-4"
+    assert job["artefacts"][0]["sha256"] == data["artefacts"][0]["sha256"]
+    bad = asyncio.run(store.read_manifest(failed["run_id"]))
+    assert bad is not None
+    assert (
+        bad["jobs"][0]["status"] == "failed" and bad["jobs"][0]["error"]["code"] == "invalid_input"
+    )
