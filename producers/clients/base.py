@@ -122,7 +122,9 @@ class TextClient(Protocol):
         ...
 
 
-def retry_after_seconds(headers: Mapping[str, str] | None, *, now: float | None = None) -> float | None:
+def retry_after_seconds(
+    headers: Mapping[str, str] | None, *, now: float | None = None
+) -> float | None:
     """Seconds to wait according to ``retry-after-ms`` or ``retry-after`` (seconds or a date)."""
     if not headers:
         return None

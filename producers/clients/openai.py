@@ -50,7 +50,9 @@ def error_from_exception(exc: BaseException) -> ProviderError:
     if isinstance(exc, ProviderError):
         return exc
     if isinstance(exc, openai.APITimeoutError):
-        return ProviderError(ErrorCode.TIMEOUT, "the request to OpenAI timed out", provider=PROVIDER)
+        return ProviderError(
+            ErrorCode.TIMEOUT, "the request to OpenAI timed out", provider=PROVIDER
+        )
     if isinstance(exc, openai.APIConnectionError):
         return ProviderError(
             ErrorCode.PROVIDER_UNAVAILABLE,

@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from producers.sdk.errors import ErrorCode, ProviderError
-from producers.sdk.secrets import redact
 
 PROVIDER = "replicate"
 _SAFETY_WORDS = ("nsfw", "safety", "sensitive", "content policy", "flagged", "moderation")
@@ -97,7 +96,9 @@ def error_from_exception(exc: BaseException, *, retry_after: float | None = None
         body = {"title": exc.title, "detail": exc.detail}
         return http_error(exc.status or 0, body, retry_after=retry_after)
     if isinstance(exc, httpx.TimeoutException):
-        return ProviderError(ErrorCode.TIMEOUT, f"Replicate timed out: {type(exc).__name__}", provider=PROVIDER)
+        return ProviderError(
+            ErrorCode.TIMEOUT, f"Replicate timed out: {type(exc).__name__}", provider=PROVIDER
+        )
     if isinstance(exc, httpx.RemoteProtocolError):
         return ProviderError(
             ErrorCode.PROVIDER_UNAVAILABLE,

@@ -224,4 +224,9 @@ def load_declaration(path: Path | str) -> ModelDeclaration:
 def dump_declaration(declaration: ModelDeclaration) -> str:
     """Serialise a declaration the way shipped files are written (stable, indented)."""
     data = declaration.model_dump(mode="json", exclude_defaults=False)
+    # Mapping entries only carry what was set: a rename is {"field": "x"}, not every option.
+    data["mapping"] = {
+        name: mapping.model_dump(mode="json", exclude_defaults=True)
+        for name, mapping in declaration.mapping.items()
+    }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
