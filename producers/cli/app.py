@@ -149,9 +149,8 @@ def produce(
     clients = default_client_registry()
     if not clients.has(descriptor.provider, run_mode):
         raise _fail(
-            f"live mode is not available yet for provider {descriptor.provider!r}: this version "
-            "ships no live adapter for it (it arrives with the live provider adapters); "
-            "use --mode mock",
+            f"live mode is not available for provider {descriptor.provider!r}: no live "
+            "adapter is installed for it; use --mode mock",
             2,
         )
     types = {k: v.get("type") for k, v in (info.custom_attributes if info else {}).items()}
@@ -185,8 +184,9 @@ def produce(
             highlight=False,
         )
 
-    async def attempt(number: int) -> ProducerResult:
-        return await handler.run(request.model_copy(update={"attempt": number}))
+    async def attempt(number: int, previous: ProviderError | None) -> ProducerResult:
+        resume = previous.handle if previous is not None else None
+        return await handler.run(request.model_copy(update={"attempt": number}), resume=resume)
 
     async def go() -> tuple[ProducerResult | ProviderError, str]:
         try:
@@ -364,6 +364,26 @@ def models_import(
         out.print_json(data=reports)
     if failed:
         raise typer.Exit(1)
+
+
+@app.command("fake-server")
+def fake_server(
+    provider: Annotated[str, typer.Option("--provider", help="replicate or openai.")],
+    port: Annotated[int, typer.Option("--port", help="Port (0: any free port).")] = 0,
+    latency: Annotated[
+        float, typer.Option("--latency", help="Seconds a fake prediction takes.")
+    ] = 0.0,
+) -> None:
+    """Run a local fake provider server (real wire protocol) in the foreground.
+
+    It prints its base URL and the environment to point the live mode at it; try the live
+    path without keys: `tutopanda produce ... --mode live`. Ctrl-C stops it.
+    """
+    if provider not in ("replicate", "openai"):
+        raise _fail("--provider must be replicate or openai", 2)
+    from producers.testing.fakes import serve_forever
+
+    serve_forever(provider, port=port, latency=latency)
 
 
 def main() -> None:

@@ -32,17 +32,20 @@ class RetryPolicy:
 
     async def run(
         self,
-        attempt_fn: Callable[[int], Awaitable[T]],
+        attempt_fn: Callable[[int, ProviderError | None], Awaitable[T]],
         *,
         on_retry: Callable[[ProviderError, int, float], None] | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> T:
-        """Call ``attempt_fn(attempt)`` until it succeeds, fails for good, or retries run out."""
+        """Call ``attempt_fn(attempt, previous_error)`` until it succeeds, fails for good, or
+        retries run out. ``previous_error.handle`` lets a retry resume a submitted job."""
         attempt = 1
+        previous: ProviderError | None = None
         while True:
             try:
-                return await attempt_fn(attempt)
+                return await attempt_fn(attempt, previous)
             except ProviderError as error:
+                previous = error
                 if not error.retryable or attempt > self.retries:
                     raise
                 wait = self.delay(error, attempt)

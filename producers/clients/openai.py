@@ -1,20 +1,17 @@
-"""OpenAI: what every OpenAI model shares. The error adapter now; the live adapter later.
-
-The live adapter over the official ``openai`` package (``max_retries=0``: the SDK never
-retries, the clients do) arrives with the live-providers work.
-"""
+"""OpenAI: what every OpenAI model shares: the live adapter and the error mapping."""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
 import openai
 
-from producers.clients.base import retry_after_seconds
+from producers.clients.base import TextRequest, TextResult, retry_after_seconds
 from producers.sdk.errors import ErrorCode, ProviderError
-from producers.sdk.secrets import redact
+from producers.sdk.secrets import redact, register_secret
 
 PROVIDER = "openai"
 DOCS_HINT = "https://platform.openai.com/docs/guides/error-codes"
@@ -108,4 +105,121 @@ def error_from_exception(exc: BaseException) -> ProviderError:
         provider=PROVIDER,
         retryable=False,
         raw=type(exc).__name__,
+    )
+
+
+# ---- the live adapter -----------------------------------------------------------------------
+
+DEFAULT_TIMEOUT = 120.0
+
+
+class OpenAIClient:
+    """The live OpenAI adapter (Responses API) over the official ``openai`` package.
+
+    Implements :class:`producers.clients.base.TextClient`. The package's own retries are
+    off (``max_retries=0``): with them on, its retries and a client's would multiply
+    (3 x 3 = 9 requests on a 500), and a failure would reach the caller late.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        *,
+        base_url: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        http_client: Any = None,
+    ) -> None:
+        register_secret(api_key)
+        self._client = openai.AsyncOpenAI(
+            api_key=api_key,
+            base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,
+            max_retries=0,
+            timeout=timeout,
+            http_client=http_client,
+        )
+
+    @staticmethod
+    def params(request: TextRequest) -> dict[str, Any]:
+        """The ``responses.create`` arguments for a request (Responses API names)."""
+        params: dict[str, Any] = {"model": request.model, "input": request.input}
+        if request.instructions:
+            params["instructions"] = request.instructions
+        if request.json_schema is not None:
+            params["text"] = {
+                "format": {
+                    "type": "json_schema",
+                    "name": request.schema_name,
+                    "schema": request.json_schema,
+                    "strict": request.strict,
+                }
+            }
+        if request.reasoning_effort:
+            params["reasoning"] = {"effort": request.reasoning_effort}
+        if request.max_output_tokens:
+            params["max_output_tokens"] = request.max_output_tokens
+        params.update(request.options)
+        return params
+
+    async def generate(self, request: TextRequest) -> TextResult:
+        """One ``POST /responses``; the answer's text, usage and ids."""
+        try:
+            response = await self._client.responses.create(**self.params(request))
+        except Exception as exc:  # the adapter boundary: every failure leaves mapped
+            raise error_from_exception(exc) from exc
+        return _result(response)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client."""
+        await self._client.close()
+
+
+def _result(response: Any) -> TextResult:
+    if response.error is not None:
+        raise ProviderError(
+            ErrorCode.MODEL_FAILED,
+            str(getattr(response.error, "message", response.error)),
+            provider=PROVIDER,
+            retryable=False,
+            provider_job_id=response.id,
+        )
+    if response.status == "incomplete":
+        details = getattr(response.incomplete_details, "reason", None) or "unknown reason"
+        code = (
+            ErrorCode.SAFETY_BLOCKED if details == "content_filter" else ErrorCode.MALFORMED_OUTPUT
+        )
+        raise ProviderError(
+            code,
+            f"the answer is incomplete ({details})"
+            + ("; raise max_output_tokens" if details == "max_output_tokens" else ""),
+            provider=PROVIDER,
+            retryable=False,
+            caused_by_user=True,
+            provider_job_id=response.id,
+        )
+    for item in response.output:
+        for part in getattr(item, "content", None) or []:
+            if getattr(part, "type", None) == "refusal":
+                raise ProviderError(
+                    ErrorCode.SAFETY_BLOCKED,
+                    f"the model refused: {part.refusal}",
+                    provider=PROVIDER,
+                    retryable=False,
+                    caused_by_user=True,
+                    provider_job_id=response.id,
+                )
+    usage: dict[str, int] = {}
+    if response.usage is not None:
+        usage = {
+            "input_tokens": response.usage.input_tokens,
+            "output_tokens": response.usage.output_tokens,
+            "total_tokens": response.usage.total_tokens,
+        }
+        details = getattr(response.usage, "output_tokens_details", None)
+        if details is not None and getattr(details, "reasoning_tokens", None) is not None:
+            usage["reasoning_tokens"] = details.reasoning_tokens
+    return TextResult(
+        text=response.output_text,
+        model=response.model,
+        response_id=response.id,
+        usage=usage,
     )

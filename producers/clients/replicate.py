@@ -1,16 +1,22 @@
-"""Replicate: what every Replicate model shares. Error mapping now; the live adapter later.
-
-The live adapter over the official ``replicate`` package arrives with the live-providers
-work; the mapping of Replicate's answers to :class:`ProviderError` lives here already so
-the producer and the mock agree with it.
-"""
+"""Replicate: what every Replicate model shares: the live adapter and the error mapping."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import base64
+import json
+import os
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
+import httpx
+
+from producers.clients.base import MediaHints, MediaJob, retry_after_seconds
 from producers.sdk.errors import ErrorCode, ProviderError
+from producers.sdk.secrets import redact, register_secret
+from producers.storage.base import CHUNK_SIZE
 
 PROVIDER = "replicate"
 _SAFETY_WORDS = ("nsfw", "safety", "sensitive", "content policy", "flagged", "moderation")
@@ -80,9 +86,6 @@ def error_from_exception(exc: BaseException, *, retry_after: float | None = None
     ``ReplicateError`` keeps no response headers, so a 429's ``Retry-After`` must be read
     by the caller (an httpx response hook) and passed as ``retry_after``.
     """
-    import json
-
-    import httpx
     from replicate.exceptions import ModelError, ReplicateError
 
     if isinstance(exc, ProviderError):
@@ -107,7 +110,9 @@ def error_from_exception(exc: BaseException, *, retry_after: float | None = None
         )
     if isinstance(exc, httpx.TransportError):
         return ProviderError(
-            ErrorCode.PROVIDER_UNAVAILABLE, f"could not reach Replicate: {exc}", provider=PROVIDER
+            ErrorCode.PROVIDER_UNAVAILABLE,
+            redact(f"could not reach Replicate: {exc}"),
+            provider=PROVIDER,
         )
     if isinstance(exc, json.JSONDecodeError):
         return ProviderError(
@@ -118,8 +123,204 @@ def error_from_exception(exc: BaseException, *, retry_after: float | None = None
         )
     return ProviderError(
         ErrorCode.UNKNOWN,
-        f"{type(exc).__name__}: {exc}",
+        redact(f"{type(exc).__name__}: {exc}"),
         provider=PROVIDER,
         retryable=False,
         raw=type(exc).__name__,
     )
+
+
+# ---- the live adapter -----------------------------------------------------------------------
+
+#: Statuses our transport turns into errors before replicate-python's RetryTransport sees them.
+_SURFACED_STATUSES = frozenset({429, 500, 502, 503, 504})
+API_TIMEOUT = httpx.Timeout(30.0, connect=5.0, pool=10.0)
+DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0, pool=10.0)
+
+
+class SurfacingTransport(httpx.AsyncBaseTransport):
+    """Turns throttling and server errors into :class:`ProviderError` at the transport.
+
+    replicate-python wraps every transport it is given in its own ``RetryTransport``, which
+    silently retries GET-like requests on 429/503/504 up to ten times, sleeping any
+    ``Retry-After`` uncapped; and its ``ReplicateError`` keeps no response headers. Raising
+    here, below that wrapper, does both jobs with public API only: the wrapper never sees a
+    status it would retry (so every request the SDK makes is one request on the wire), and
+    ``Retry-After`` is read from the real response. Retrying is left to the clients.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self._inner = inner or httpx.AsyncHTTPTransport()
+        self.requests = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request``; raise a mapped error for 429 and 5xx answers."""
+        self.requests += 1
+        response = await self._inner.handle_async_request(request)
+        if response.status_code not in _SURFACED_STATUSES:
+            return response
+        try:
+            raw = await response.aread()
+        finally:
+            await response.aclose()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = {
+                "detail": raw[:500].decode("utf-8", "replace") or f"HTTP {response.status_code}"
+            }
+        error = http_error(
+            response.status_code,
+            body if isinstance(body, dict) else {"detail": str(body)},
+            retry_after=retry_after_seconds(dict(response.headers)),
+        )
+        error.raw = {"method": request.method, "path": request.url.path, **(error.raw or {})}
+        raise error
+
+    async def aclose(self) -> None:
+        """Close the wrapped transport."""
+        await self._inner.aclose()
+
+
+def _local_file(value: Any) -> Any:
+    """``file://`` URIs and existing local paths become Paths (sent as data URIs)."""
+    if isinstance(value, str) and value.startswith("file://"):
+        return Path(url2pathname(urlsplit(value).path))
+    if isinstance(value, list):
+        return [_local_file(v) for v in value]
+    return value
+
+
+class ReplicateClient:
+    """The live Replicate adapter, over the official ``replicate`` package.
+
+    Implements :class:`producers.clients.base.MediaClient`: create (by model, or by pinned
+    version), get, cancel, and streamed download of outputs. Local files in the payload
+    (``file://`` URIs, e.g. stored artefacts) are sent inline as data URIs, so a create is
+    always exactly one request.
+    """
+
+    def __init__(
+        self,
+        api_token: str,
+        *,
+        base_url: str | None = None,
+        timeout: httpx.Timeout | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        download_transport: httpx.AsyncBaseTransport | None = None,
+        wait_seconds: int | None = None,
+    ) -> None:
+        from replicate.client import Client
+
+        register_secret(api_token)
+        self.transport = SurfacingTransport(transport)
+        self._client = Client(
+            api_token=api_token,
+            base_url=base_url or os.environ.get("REPLICATE_BASE_URL") or None,
+            timeout=timeout or API_TIMEOUT,
+            transport=self.transport,
+        )
+        self._downloads = httpx.AsyncClient(
+            timeout=DOWNLOAD_TIMEOUT,
+            follow_redirects=True,
+            transport=download_transport,
+        )
+        self._wait = wait_seconds
+
+    @staticmethod
+    def _job(prediction: Any) -> MediaJob:
+        output = prediction.output
+        if output is None:
+            outputs: tuple[str, ...] = ()
+        elif isinstance(output, list):
+            outputs = tuple(str(o) for o in output)
+        elif isinstance(output, str):
+            outputs = (output,)
+        else:
+            raise ProviderError(
+                ErrorCode.MALFORMED_OUTPUT,
+                f"prediction {prediction.id} has an output that is not a URL: {str(output)[:200]}",
+                retryable=False,
+                provider=PROVIDER,
+                provider_job_id=prediction.id,
+            )
+        metrics = prediction.metrics or {}
+        return MediaJob(
+            id=prediction.id,
+            status=prediction.status,
+            outputs=outputs,
+            error=None if prediction.error is None else str(prediction.error),
+            provider_seconds=metrics.get("predict_time"),
+            raw={"status": prediction.status, "urls": prediction.urls or {}},
+        )
+
+    async def create_job(
+        self,
+        *,
+        model: str,
+        version: str | None,
+        payload: Mapping[str, Any],
+        hints: MediaHints,
+    ) -> MediaJob:
+        """Create a prediction; one POST."""
+        body = {k: _local_file(v) for k, v in payload.items()}
+        extra: dict[str, Any] = {"file_encoding_strategy": "base64"}
+        if self._wait:
+            extra["wait"] = self._wait
+        try:
+            if version:
+                prediction = await self._client.predictions.async_create(
+                    version=version, input=body, **extra
+                )
+            else:
+                prediction = await self._client.models.predictions.async_create(
+                    model=model, input=body, **extra
+                )
+        except Exception as exc:  # the adapter boundary: every failure leaves mapped
+            raise error_from_exception(exc) from exc
+        return self._job(prediction)
+
+    async def get_job(self, job_id: str) -> MediaJob:
+        """The prediction's current state; one GET."""
+        try:
+            return self._job(await self._client.predictions.async_get(job_id))
+        except ProviderError as exc:
+            raise exc.with_context(provider=PROVIDER) from None
+        except Exception as exc:
+            raise error_from_exception(exc) from exc
+
+    async def cancel_job(self, job_id: str) -> MediaJob:
+        """Cancel the prediction; one POST."""
+        try:
+            return self._job(await self._client.predictions.async_cancel(job_id))
+        except Exception as exc:
+            raise error_from_exception(exc) from exc
+
+    async def download(self, url: str) -> AsyncIterator[bytes]:
+        """Stream an output file; a short or broken body raises a retryable error."""
+        if url.startswith("data:"):
+            _, _, data = url.partition(",")
+            yield base64.b64decode(data)
+            return
+        try:
+            async with self._downloads.stream("GET", url) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise http_error(
+                        response.status_code,
+                        {
+                            "detail": f"download of an output failed with HTTP {response.status_code}"
+                        },
+                        retry_after=retry_after_seconds(dict(response.headers)),
+                    )
+                async for chunk in response.aiter_bytes(CHUNK_SIZE):
+                    yield chunk
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise error_from_exception(exc) from exc
+
+    async def aclose(self) -> None:
+        """Close both HTTP clients."""
+        await self._downloads.aclose()
+        await self.transport.aclose()

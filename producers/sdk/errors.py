@@ -57,6 +57,7 @@ class ProviderError(Exception):
         hint: str | None = None,
         raw: Any = None,
         provider_job_id: str | None = None,
+        handle: Any = None,
     ) -> None:
         self.code = ErrorCode(code)
         self.reason = reason
@@ -75,6 +76,9 @@ class ProviderError(Exception):
         self.hint = hint
         self.raw = raw
         self.provider_job_id = provider_job_id
+        #: The submitted job (a ``JobHandle``) when the failure came after submission, so a
+        #: retry can resume waiting for it instead of paying for a second job.
+        self.handle = handle
         super().__init__(reason)
 
     def with_context(

@@ -183,14 +183,27 @@ class ProducerHandler:
     # -- running ----------------------------------------------------------------------------
 
     async def run(
-        self, request: JobRequest, *, cancel: CancellationSignal | None = None
+        self,
+        request: JobRequest,
+        *,
+        cancel: CancellationSignal | None = None,
+        resume: JobHandle | None = None,
     ) -> ProducerResult:
-        """Run the job to the end: invoke, or submit then poll then collect."""
+        """Run the job to the end: invoke, or submit then poll then collect.
+
+        With ``resume`` (the ``handle`` of an earlier attempt's error), the job already
+        submitted is waited for and collected again: a retry never pays twice.
+        """
         rt = self.runtime(request, cancel)
         started = time.monotonic()
-        self.logger.event("invoke.start", job_id=request.job_id, attempt=request.attempt)
+        self.logger.event(
+            "invoke.start",
+            job_id=request.job_id,
+            attempt=request.attempt,
+            resumed=None if resume is None else resume.provider_job_id,
+        )
         try:
-            result = await self._guard(rt, self._run(rt))
+            result = await self._guard(rt, self._run(rt, resume))
         except ProviderError as exc:
             self.logger.event(
                 "invoke.error",
@@ -214,13 +227,17 @@ class ProducerHandler:
         )
         return result
 
-    async def _run(self, rt: ProducerRuntime) -> ProducerResult:
+    async def _run(self, rt: ProducerRuntime, resume: JobHandle | None = None) -> ProducerResult:
         definition = self.definition
         await self._prepare(rt)
         rt.cancel.raise_if_cancelled()
         if definition.invoke is not None:
             return self._finish(rt, await definition.invoke(rt))
-        handle = await self._submit(rt)
+        if resume is not None and resume.provider_job_id:
+            handle = resume
+            rt.diagnostics.set(provider_job_id=handle.provider_job_id)
+        else:
+            handle = await self._submit(rt)
         try:
             while True:
                 status = await self._poll(rt, handle)
@@ -233,10 +250,14 @@ class ProducerHandler:
                 if rt.cancel.cancelled:
                     await self._cancel(rt, handle)
                     rt.cancel.raise_if_cancelled()
+            return self._finish(rt, await self._collect(rt, handle))
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel(rt, handle))
             raise
-        return self._finish(rt, await self._collect(rt, handle))
+        except ProviderError as exc:
+            exc.handle = handle
+            exc.provider_job_id = exc.provider_job_id or handle.provider_job_id
+            raise
 
     async def _submit(self, rt: ProducerRuntime) -> JobHandle:
         assert self.definition.submit is not None

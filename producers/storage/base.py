@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from producers.storage.layout import encode_json, manifest_relpath, record_relpath
+
 #: Size of the chunks stores read and write; blobs are never held whole in memory.
 CHUNK_SIZE = 1024 * 1024
 
@@ -86,25 +88,64 @@ class ArtefactStore(abc.ABC):
     def blob_uri(self, sha256: str) -> str:
         """The URI a blob with this checksum has (whether or not it is stored yet)."""
 
-    @abc.abstractmethod
     async def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> str:
-        """Write (replace, atomically) the run's manifest; returns its URI."""
+        """Write (replace, atomically) ``runs/<run_id>/manifest.json``.
 
-    @abc.abstractmethod
+        Args:
+            run_id: The run's id: ``[A-Za-z0-9._-]`` only, not ``.`` or ``..``.
+            manifest: The manifest, a JSON object.
+
+        Returns:
+            The manifest's URI.
+
+        Raises:
+            ValueError: ``run_id`` is invalid, or the manifest holds NaN or an infinity.
+            TypeError: The manifest is not a dict or holds a value JSON cannot represent.
+        """
+        return await self._write_document(manifest_relpath(run_id), encode_json(manifest))
+
     async def read_manifest(self, run_id: str) -> dict[str, Any] | None:
-        """The run's manifest, or None if the run has none."""
+        """The run's manifest, or None if the run has none.
 
-    @abc.abstractmethod
+        Raises:
+            ValueError: ``run_id`` is invalid, or the stored manifest is not a JSON object.
+        """
+        return await self._read_document(manifest_relpath(run_id))
+
     async def put_record(self, namespace: str, key: str, record: dict[str, Any]) -> str:
-        """Write a small JSON record at ``records/<namespace>/<key>.json`` atomically.
+        """Write (replace, atomically) a small JSON record at ``records/<namespace>/<key>.json``.
 
         Used for the reuse index (fingerprint of a mapped payload -> artefact records).
-        ``namespace`` and ``key`` are validated: ``[A-Za-z0-9._-]`` only, no ``..``.
+
+        Args:
+            namespace: The record's namespace: ``[A-Za-z0-9._-]`` only, not ``.`` or ``..``.
+            key: The record's key, with the same rule.
+            record: The record, a JSON object.
+
+        Returns:
+            The record's URI.
+
+        Raises:
+            ValueError: A name is invalid, or the record holds NaN or an infinity.
+            TypeError: The record is not a dict or holds a value JSON cannot represent.
         """
+        return await self._write_document(record_relpath(namespace, key), encode_json(record))
+
+    async def get_record(self, namespace: str, key: str) -> dict[str, Any] | None:
+        """Read a record written by :meth:`put_record`, or None.
+
+        Raises:
+            ValueError: A name is invalid, or the stored record is not a JSON object.
+        """
+        return await self._read_document(record_relpath(namespace, key))
 
     @abc.abstractmethod
-    async def get_record(self, namespace: str, key: str) -> dict[str, Any] | None:
-        """Read a record written by :meth:`put_record`, or None."""
+    async def _write_document(self, relpath: str, data: bytes) -> str:
+        """Write (replace, atomically) encoded JSON at ``relpath``; returns its URI."""
+
+    @abc.abstractmethod
+    async def _read_document(self, relpath: str) -> dict[str, Any] | None:
+        """The JSON object stored at ``relpath`` (see :func:`decode_json`), or None."""
 
     @abc.abstractmethod
     async def list_runs(self) -> list[str]:

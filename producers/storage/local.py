@@ -1,12 +1,9 @@
-"""A directory artefact store, plus the layout helpers every store shares."""
+"""A directory artefact store."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-import mimetypes
 import os
-import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from pathlib import Path
@@ -14,123 +11,18 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from producers.storage.base import CHUNK_SIZE, ArtefactStore, BlobIntegrityError, StoredBlob
+from producers.storage.base import CHUNK_SIZE, ArtefactStore, StoredBlob
+from producers.storage.layout import (
+    blob_relpath,
+    decode_json,
+    encode_json,
+    guess_mime_type,
+    is_valid_name,
+    sha256_of_blob_relpath,
+    spool_verified,
+)
 
 __all__ = ["LocalStore"]
-
-#: The MIME type assumed for objects stored without one.
-DEFAULT_MIME_TYPE = "application/octet-stream"
-
-_NAME_RE = re.compile(r"[A-Za-z0-9._-]+")
-_SHA256_RE = re.compile(r"[0-9a-f]{64}")
-_BLOB_RELPATH_RE = re.compile(r"blobs/sha256/([0-9a-f]{2})/([0-9a-f]{64})")
-
-
-# -- Layout helpers shared by the local, S3 and in-memory stores. ------------------------
-
-
-def validate_name(kind: str, value: str) -> str:
-    """Check a namespace, key or run id is safe as one path segment.
-
-    Args:
-        kind: What the value is (``"namespace"``, ``"key"``, ``"run_id"``), for the message.
-        value: The value to check.
-
-    Returns:
-        The value, unchanged.
-
-    Raises:
-        ValueError: The value is empty, ``.`` or ``..``, or has characters other than
-            ``[A-Za-z0-9._-]``.
-    """
-    if not isinstance(value, str) or not _NAME_RE.fullmatch(value) or value in {".", ".."}:
-        raise ValueError(
-            f"invalid {kind} {value!r}: use only letters, digits, '.', '_' and '-' "
-            "(not empty, not '.' or '..')"
-        )
-    return value
-
-
-def normalize_sha256(sha256: str) -> str:
-    """Return a SHA-256 hex digest in lower case, or raise ValueError if it is not one."""
-    lowered = sha256.lower() if isinstance(sha256, str) else ""
-    if not _SHA256_RE.fullmatch(lowered):
-        raise ValueError(f"invalid sha256 {sha256!r}: expected 64 hexadecimal digits")
-    return lowered
-
-
-def blob_relpath(sha256: str) -> str:
-    """The path of a blob relative to a store's root: ``blobs/sha256/<aa>/<sha256>``."""
-    sha = normalize_sha256(sha256)
-    return f"blobs/sha256/{sha[:2]}/{sha}"
-
-
-def sha256_of_blob_relpath(relpath: str) -> str | None:
-    """The checksum named by a ``blobs/sha256/<aa>/<sha256>`` path, or None for other paths."""
-    match = _BLOB_RELPATH_RE.fullmatch(relpath)
-    if match is None or match.group(2)[:2] != match.group(1):
-        return None
-    return match.group(2)
-
-
-def record_relpath(namespace: str, key: str) -> str:
-    """The path of a record relative to a store's root, after validating both names."""
-    return f"records/{validate_name('namespace', namespace)}/{validate_name('key', key)}.json"
-
-
-def manifest_relpath(run_id: str) -> str:
-    """The path of a run's manifest relative to a store's root, after validating the id."""
-    return f"runs/{validate_name('run_id', run_id)}/manifest.json"
-
-
-def encode_json(document: dict[str, Any]) -> bytes:
-    """Serialise a record or manifest as strict UTF-8 JSON (no NaN or infinity).
-
-    Raises:
-        TypeError: The document is not a dict or holds a value JSON cannot represent.
-        ValueError: The document holds NaN or an infinity.
-    """
-    if not isinstance(document, dict):
-        raise TypeError(f"expected a dict, got {type(document).__name__}")
-    text = json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False)
-    return text.encode("utf-8") + b"\n"
-
-
-def decode_json(data: bytes, where: str) -> dict[str, Any]:
-    """Parse a record or manifest; ValueError (naming ``where``) if it is not a JSON object."""
-    document = json.loads(data)
-    if not isinstance(document, dict):
-        raise ValueError(f"{where} does not hold a JSON object")
-    return document
-
-
-def check_integrity(
-    *,
-    size: int,
-    sha256: str,
-    expected_size: int | None,
-    expected_sha256: str | None,
-) -> None:
-    """Compare what was received with what was expected.
-
-    Raises:
-        BlobIntegrityError: The size or the checksum differs; the message names both.
-    """
-    if expected_size is not None and size != expected_size:
-        raise BlobIntegrityError(
-            f"blob size mismatch: expected {expected_size} bytes, received {size} bytes "
-            f"(sha256 {sha256}); nothing was stored"
-        )
-    if expected_sha256 is not None and sha256 != expected_sha256.lower():
-        raise BlobIntegrityError(
-            f"blob checksum mismatch: expected sha256 {expected_sha256}, received {sha256} "
-            f"({size} bytes); nothing was stored"
-        )
-
-
-def guess_mime_type(name: str) -> str:
-    """A MIME type guessed from a file name, or ``application/octet-stream``."""
-    return mimetypes.guess_type(name)[0] or DEFAULT_MIME_TYPE
 
 
 def _fsync_dir(path: Path) -> None:
@@ -201,24 +93,12 @@ class LocalStore(ArtefactStore):
         """
         tmp_path, handle = self._new_temp(".part")
         try:
-            hasher = hashlib.sha256()
-            size = 0
             with handle:
-                async for chunk in chunks:
-                    if not chunk:
-                        continue
-                    handle.write(chunk)
-                    hasher.update(chunk)
-                    size += len(chunk)
+                sha, size = await spool_verified(
+                    chunks, handle, expected_size=expected_size, expected_sha256=expected_sha256
+                )
                 handle.flush()
                 os.fsync(handle.fileno())
-            sha = hasher.hexdigest()
-            check_integrity(
-                size=size,
-                sha256=sha,
-                expected_size=expected_size,
-                expected_sha256=expected_sha256,
-            )
             return self._publish_blob(tmp_path, sha=sha, size=size, mime_type=mime_type)
         finally:
             tmp_path.unlink(missing_ok=True)
@@ -334,22 +214,6 @@ class LocalStore(ArtefactStore):
 
     # -- records and manifests ---------------------------------------------------------
 
-    async def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> str:
-        """Write (replace, atomically) ``runs/<run_id>/manifest.json``; returns its URI."""
-        return self._write_document(manifest_relpath(run_id), manifest)
-
-    async def read_manifest(self, run_id: str) -> dict[str, Any] | None:
-        """The run's manifest, or None if the run has none."""
-        return self._read_document(manifest_relpath(run_id))
-
-    async def put_record(self, namespace: str, key: str, record: dict[str, Any]) -> str:
-        """Write (replace, atomically) ``records/<namespace>/<key>.json``; returns its URI."""
-        return self._write_document(record_relpath(namespace, key), record)
-
-    async def get_record(self, namespace: str, key: str) -> dict[str, Any] | None:
-        """Read a record written by :meth:`put_record`, or None."""
-        return self._read_document(record_relpath(namespace, key))
-
     async def list_runs(self) -> list[str]:
         """Run ids that have a manifest, sorted."""
         runs_dir = self.root / "runs"
@@ -358,19 +222,18 @@ class LocalStore(ArtefactStore):
         return sorted(
             entry.name
             for entry in runs_dir.iterdir()
-            if _NAME_RE.fullmatch(entry.name)
-            and entry.name not in {".", ".."}
-            and (entry / "manifest.json").is_file()
+            if is_valid_name(entry.name) and (entry / "manifest.json").is_file()
         )
 
-    def _write_document(self, relpath: str, document: dict[str, Any]) -> str:
-        data = encode_json(document)  # before touching the disk: a bad document changes nothing
+    async def _write_document(self, relpath: str, data: bytes) -> str:
+        """Write ``data`` at ``relpath`` via ``tmp/`` and :func:`os.replace`; returns its URI."""
         path = self.root / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
         self._write_atomic(path, data)
         return path.as_uri()
 
-    def _read_document(self, relpath: str) -> dict[str, Any] | None:
+    async def _read_document(self, relpath: str) -> dict[str, Any] | None:
+        """The JSON object in the file at ``relpath``, or None if there is no such file."""
         path = self.root / relpath
         try:
             data = path.read_bytes()

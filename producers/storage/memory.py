@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import tempfile
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
@@ -11,13 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from producers.storage.base import CHUNK_SIZE, ArtefactStore, StoredBlob
-from producers.storage.local import (
+from producers.storage.layout import (
     blob_relpath,
-    check_integrity,
     decode_json,
-    encode_json,
-    manifest_relpath,
-    record_relpath,
+    manifest_run_id,
+    relpath_of_uri,
+    spool_verified,
 )
 
 __all__ = ["MemoryStore"]
@@ -67,21 +67,13 @@ class MemoryStore(ArtefactStore):
         Raises:
             BlobIntegrityError: The size or checksum differs from what was expected.
         """
-        buffer = bytearray()
-        hasher = hashlib.sha256()
-        async for chunk in chunks:
-            buffer += chunk
-            hasher.update(chunk)
-        sha = hasher.hexdigest()
-        check_integrity(
-            size=len(buffer),
-            sha256=sha,
-            expected_size=expected_size,
-            expected_sha256=expected_sha256,
+        buffer = io.BytesIO()
+        sha, _ = await spool_verified(
+            chunks, buffer, expected_size=expected_size, expected_sha256=expected_sha256
         )
         relpath = blob_relpath(sha)
         stored = self._objects.setdefault(
-            relpath, _Object(data=bytes(buffer), sha256=sha, mime_type=mime_type)
+            relpath, _Object(data=buffer.getvalue(), sha256=sha, mime_type=mime_type)
         )
         return StoredBlob(
             uri=self._uri(relpath), sha256=sha, size=len(stored.data), mime_type=stored.mime_type
@@ -151,30 +143,24 @@ class MemoryStore(ArtefactStore):
 
     # -- records and manifests ---------------------------------------------------------
 
-    async def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> str:
-        """Write (replace) the run's manifest; returns its URI."""
-        return self._put_document(manifest_relpath(run_id), manifest)
-
-    async def read_manifest(self, run_id: str) -> dict[str, Any] | None:
-        """The run's manifest, or None if the run has none."""
-        return self._get_document(manifest_relpath(run_id))
-
-    async def put_record(self, namespace: str, key: str, record: dict[str, Any]) -> str:
-        """Write (replace) the record ``records/<namespace>/<key>.json``; returns its URI."""
-        return self._put_document(record_relpath(namespace, key), record)
-
-    async def get_record(self, namespace: str, key: str) -> dict[str, Any] | None:
-        """Read a record written by :meth:`put_record`, or None."""
-        return self._get_document(record_relpath(namespace, key))
-
     async def list_runs(self) -> list[str]:
         """Run ids that have a manifest, sorted."""
-        run_ids = []
-        for relpath in self._objects:
-            parts = relpath.split("/")
-            if len(parts) == 3 and parts[0] == "runs" and parts[2] == "manifest.json":
-                run_ids.append(parts[1])
-        return sorted(run_ids)
+        return sorted(
+            run_id for relpath in self._objects if (run_id := manifest_run_id(relpath)) is not None
+        )
+
+    async def _write_document(self, relpath: str, data: bytes) -> str:
+        """Store encoded JSON at ``relpath`` (replacing what was there); returns its URI."""
+        sha = hashlib.sha256(data).hexdigest()
+        self._objects[relpath] = _Object(data=data, sha256=sha, mime_type="application/json")
+        return self._uri(relpath)
+
+    async def _read_document(self, relpath: str) -> dict[str, Any] | None:
+        """The JSON object stored at ``relpath``, or None if nothing is stored there."""
+        stored = self._objects.get(relpath)
+        if stored is None:
+            return None
+        return decode_json(stored.data, self._uri(relpath))
 
     # -- internals ---------------------------------------------------------------------
 
@@ -183,31 +169,10 @@ class MemoryStore(ArtefactStore):
 
     def _relpath(self, uri: str) -> str:
         """The path a URI names under this store's root; ValueError if it is elsewhere."""
-        root = f"{self.root_uri}/"
-        if not isinstance(uri, str) or not uri.startswith(root):
-            raise ValueError(f"{uri!r} is not a URI inside this store ({self.root_uri})")
-        relpath = uri[len(root) :]
-        if any(part in {"", ".", ".."} for part in relpath.split("/")):
-            raise ValueError(
-                f"{uri!r} is not a URI inside this store ({self.root_uri}): "
-                "it has empty, '.' or '..' path segments"
-            )
-        return relpath
+        return relpath_of_uri(uri, f"{self.root_uri}/", self.root_uri)
 
     def _get(self, uri: str) -> _Object:
         try:
             return self._objects[self._relpath(uri)]
         except KeyError:
             raise FileNotFoundError(f"nothing is stored at {uri}") from None
-
-    def _put_document(self, relpath: str, document: dict[str, Any]) -> str:
-        data = encode_json(document)
-        sha = hashlib.sha256(data).hexdigest()
-        self._objects[relpath] = _Object(data=data, sha256=sha, mime_type="application/json")
-        return self._uri(relpath)
-
-    def _get_document(self, relpath: str) -> dict[str, Any] | None:
-        stored = self._objects.get(relpath)
-        if stored is None:
-            return None
-        return decode_json(stored.data, self._uri(relpath))

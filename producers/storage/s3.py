@@ -20,16 +20,15 @@ from producers.storage.base import (
     BlobIntegrityError,
     StoredBlob,
 )
-from producers.storage.local import (
+from producers.storage.layout import (
     DEFAULT_MIME_TYPE,
     blob_relpath,
-    check_integrity,
     decode_json,
-    encode_json,
-    manifest_relpath,
-    record_relpath,
+    has_bad_segments,
+    manifest_run_id,
+    relpath_of_uri,
     sha256_of_blob_relpath,
-    validate_name,
+    spool_verified,
 )
 
 if TYPE_CHECKING:
@@ -88,7 +87,7 @@ class S3Store(ArtefactStore):
         if not bucket or "/" in bucket:
             raise ValueError(f"invalid S3 bucket name {bucket!r}")
         prefix = prefix.strip("/")
-        if prefix and any(part in {"", ".", ".."} for part in prefix.split("/")):
+        if prefix and has_bad_segments(prefix):
             raise ValueError(f"invalid S3 prefix {prefix!r}: empty, '.' or '..' segments")
         self.bucket = bucket
         self.prefix = prefix
@@ -135,22 +134,10 @@ class S3Store(ArtefactStore):
         """
         spool_path, handle = self._new_spool()
         try:
-            hasher = hashlib.sha256()
-            size = 0
             with handle:
-                async for chunk in chunks:
-                    if not chunk:
-                        continue
-                    handle.write(chunk)
-                    hasher.update(chunk)
-                    size += len(chunk)
-            sha = hasher.hexdigest()
-            check_integrity(
-                size=size,
-                sha256=sha,
-                expected_size=expected_size,
-                expected_sha256=expected_sha256,
-            )
+                sha, size = await spool_verified(
+                    chunks, handle, expected_size=expected_size, expected_sha256=expected_sha256
+                )
             return await asyncio.to_thread(
                 self._publish_blob, spool_path, sha=sha, size=size, mime_type=mime_type
             )
@@ -255,46 +242,22 @@ class S3Store(ArtefactStore):
 
     # -- records and manifests ---------------------------------------------------------
 
-    async def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> str:
-        """Write (replace) ``runs/<run_id>/manifest.json``; returns its URI.
-
-        A single ``PutObject`` replaces the object atomically.
-        """
-        return await self._put_document(manifest_relpath(run_id), manifest)
-
-    async def read_manifest(self, run_id: str) -> dict[str, Any] | None:
-        """The run's manifest, or None if the run has none."""
-        return await self._get_document(manifest_relpath(run_id))
-
-    async def put_record(self, namespace: str, key: str, record: dict[str, Any]) -> str:
-        """Write (replace) ``records/<namespace>/<key>.json``; returns its URI."""
-        return await self._put_document(record_relpath(namespace, key), record)
-
-    async def get_record(self, namespace: str, key: str) -> dict[str, Any] | None:
-        """Read a record written by :meth:`put_record`, or None."""
-        return await self._get_document(record_relpath(namespace, key))
-
     async def list_runs(self) -> list[str]:
         """Run ids that have a manifest, sorted (lists ``<prefix>/runs/`` page by page)."""
         return await asyncio.to_thread(self._list_runs)
 
     def _list_runs(self) -> list[str]:
-        runs_prefix = self._key("runs/")
         run_ids: set[str] = set()
         paginator = self.client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=runs_prefix):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key("runs/")):
             for entry in page.get("Contents", []):
-                run_id, _, name = entry.get("Key", "")[len(runs_prefix) :].partition("/")
-                if name != "manifest.json":
-                    continue
-                try:
-                    run_ids.add(validate_name("run_id", run_id))
-                except ValueError:
-                    continue
+                run_id = manifest_run_id(self._relpath(entry.get("Key", "")))
+                if run_id is not None:
+                    run_ids.add(run_id)
         return sorted(run_ids)
 
-    async def _put_document(self, relpath: str, document: dict[str, Any]) -> str:
-        data = encode_json(document)
+    async def _write_document(self, relpath: str, data: bytes) -> str:
+        """Write encoded JSON at ``relpath`` (one ``PutObject``, atomic); returns its URI."""
         key = self._key(relpath)
         await asyncio.to_thread(
             lambda: self.client.put_object(
@@ -303,7 +266,8 @@ class S3Store(ArtefactStore):
         )
         return self._uri(key)
 
-    async def _get_document(self, relpath: str) -> dict[str, Any] | None:
+    async def _read_document(self, relpath: str) -> dict[str, Any] | None:
+        """The JSON object at ``relpath``, or None if there is no such object."""
         key = self._key(relpath)
         uri = self._uri(key)
         try:
@@ -325,15 +289,7 @@ class S3Store(ArtefactStore):
 
     def _key_for_uri(self, uri: str) -> str:
         """The key a URI names; ValueError unless it is under this bucket and prefix."""
-        bucket_root = f"s3://{self.bucket}/"
-        if not isinstance(uri, str) or not uri.startswith(bucket_root):
-            raise ValueError(f"{uri!r} is not a URI inside this store ({self.root_uri})")
-        key = uri[len(bucket_root) :]
-        if any(part in {"", ".", ".."} for part in key.split("/")):
-            raise ValueError(
-                f"{uri!r} is not a URI inside this store ({self.root_uri}): "
-                "it has empty, '.' or '..' path segments"
-            )
+        key = relpath_of_uri(uri, f"s3://{self.bucket}/", self.root_uri)
         if self.prefix and not key.startswith(f"{self.prefix}/"):
             raise ValueError(f"{uri!r} is not a URI inside this store ({self.root_uri})")
         return key

@@ -72,13 +72,9 @@ def test_invalid_custom_value_fails_with_the_field_and_allowed_values(tmp_path: 
     assert "replicate:minimax/speech-02-hd" in err
 
 
-def test_unknown_model_and_live_mode_are_usage_errors(tmp_path: Path) -> None:
+def test_unknown_model_and_bad_pairs_are_usage_errors(tmp_path: Path) -> None:
     code, _, err = run("produce", "replicate:bytedance/seedream-5", "--store", str(tmp_path))
     assert code == 2 and "did you mean" in err and "seedream-4" in err
-    code, _, err = run(
-        "produce", "replicate:bytedance/seedream-4", "--mode", "live", "--set", "prompt=x"
-    )
-    assert code == 2 and "live mode is not available yet" in err
     code, _, err = run("produce", "replicate:bytedance/seedream-4", "--set", "no-equals-sign")
     assert code == 2 and "KEY=VALUE" in err
 
@@ -155,7 +151,7 @@ async def test_retry_policy_retries_only_retryable_errors_and_honours_retry_afte
 
     attempts: list[int] = []
 
-    async def flaky(attempt: int) -> str:
+    async def flaky(attempt: int, previous: ProviderError | None) -> str:
         attempts.append(attempt)
         if attempt < 3:
             raise ProviderError(ErrorCode.RATE_LIMITED, "slow", retry_after=4.0)
@@ -164,7 +160,7 @@ async def test_retry_policy_retries_only_retryable_errors_and_honours_retry_afte
     assert await RetryPolicy(retries=2).run(flaky, sleep=sleep) == "ok"
     assert attempts == [1, 2, 3] and waits == [4.0, 4.0]
 
-    async def bad(attempt: int) -> str:
+    async def bad(attempt: int, previous: ProviderError | None) -> str:
         attempts.append(attempt)
         raise ProviderError(ErrorCode.SAFETY_BLOCKED, "NSFW")
 
@@ -173,7 +169,7 @@ async def test_retry_policy_retries_only_retryable_errors_and_honours_retry_afte
         await RetryPolicy(retries=5).run(bad, sleep=sleep)
     assert attempts == [1]
 
-    async def down(attempt: int) -> str:
+    async def down(attempt: int, previous: ProviderError | None) -> str:
         attempts.append(attempt)
         raise ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, "502")
 
@@ -228,3 +224,26 @@ def test_produce_writes_a_run_manifest_for_success_and_failure(tmp_path: Path) -
     assert (
         bad["jobs"][0]["status"] == "failed" and bad["jobs"][0]["error"]["code"] == "invalid_input"
     )
+
+
+def test_live_mode_without_a_token_names_the_missing_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    monkeypatch.setenv(
+        "REPLICATE_BASE_URL", "http://127.0.0.1:9"
+    )  # nothing listens: no request may go out
+    code, _, err = run(
+        "produce",
+        "replicate:bytedance/seedream-4",
+        "--mode",
+        "live",
+        "--set",
+        "prompt=x",
+        "--store",
+        str(tmp_path),
+        "--retries",
+        "0",
+    )
+    assert code == 1
+    assert "auth_failed" in err and "REPLICATE_API_TOKEN" in err

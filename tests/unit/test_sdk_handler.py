@@ -372,3 +372,33 @@ async def test_artefact_ids_are_checked_against_produces() -> None:
         ProviderError, match="'text' is not one this job produces; expected: script"
     ):
         await context.handler(request).run(request)
+
+
+async def test_a_retry_resumes_the_submitted_job_instead_of_paying_twice() -> None:
+    provider = Countdown(polls=2)
+    definition = long_definition(provider)
+    original_poll = definition.poll
+    failures = {"left": 1}
+
+    async def flaky_poll(rt: ProducerRuntime, handle: JobHandle) -> JobStatus:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise ProviderError(ErrorCode.PROVIDER_UNAVAILABLE, "502 Bad Gateway", status_code=502)
+        assert original_poll is not None
+        return await original_poll(rt, handle)
+
+    import dataclasses
+
+    context = context_with(dataclasses.replace(definition, poll=flaky_poll))
+    request = make_job_request("slow:m", inputs={"prompt": "p"})
+    handler = context.handler(request)
+    with pytest.raises(ProviderError) as caught:
+        await handler.run(request)
+    assert caught.value.retryable is True
+    assert caught.value.handle is not None
+    assert caught.value.provider_job_id == "job-0"
+    retry = request.model_copy(update={"attempt": 2})
+    result = await handler.run(retry, resume=caught.value.handle)
+    assert provider.calls.count("submit") == 1
+    assert result.diagnostics.provider_job_id == "job-0"
+    assert result.diagnostics.attempt == 2
