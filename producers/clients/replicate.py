@@ -147,15 +147,25 @@ class SurfacingTransport(httpx.AsyncBaseTransport):
     here, below that wrapper, does both jobs with public API only: the wrapper never sees a
     status it would retry (so every request the SDK makes is one request on the wire), and
     ``Retry-After`` is read from the real response. Retrying is left to the clients.
+
+    It also restores the timeout on prediction creates: replicate-python 1.0.7 passes
+    ``timeout=None`` to httpx for a create without ``wait``, which disables every timeout,
+    so a create that never answers would hang forever.
     """
 
-    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self, inner: httpx.AsyncBaseTransport | None = None, *, timeout: httpx.Timeout = API_TIMEOUT
+    ) -> None:
         self._inner = inner or httpx.AsyncHTTPTransport()
+        self._timeout = timeout.as_dict()
         self.requests = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request``; raise a mapped error for 429 and 5xx answers."""
         self.requests += 1
+        current = request.extensions.get("timeout") or {}
+        if all(value is None for value in current.values()):
+            request.extensions["timeout"] = dict(self._timeout)
         response = await self._inner.handle_async_request(request)
         if response.status_code not in _SURFACED_STATUSES:
             return response
@@ -213,7 +223,7 @@ class ReplicateClient:
         from replicate.client import Client
 
         register_secret(api_token)
-        self.transport = SurfacingTransport(transport)
+        self.transport = SurfacingTransport(transport, timeout=timeout or API_TIMEOUT)
         self._client = Client(
             api_token=api_token,
             base_url=base_url or os.environ.get("REPLICATE_BASE_URL") or None,

@@ -48,6 +48,8 @@ class HandlerDeps:
     client_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     #: Adapters shared by every job of one client process (connection reuse); None = per job.
     shared_clients: dict[str, Any] | None = None
+    #: Seconds between polls of a live job, overriding the producer's default.
+    poll_interval: float | None = None
 
 
 def fingerprint(descriptor: Descriptor, kind: str, prepared: Prepared) -> str:
@@ -245,7 +247,10 @@ class ProducerHandler:
                     break
                 delay = status.poll_after
                 if delay is None:
-                    delay = definition.poll_interval if self.mode == "live" else 0.0
+                    interval = self.deps.poll_interval
+                    if interval is None:
+                        interval = definition.poll_interval
+                    delay = interval if self.mode == "live" else 0.0
                 await _sleep_or_cancel(rt.cancel, delay)
                 if rt.cancel.cancelled:
                     await self._cancel(rt, handle)

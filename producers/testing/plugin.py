@@ -39,3 +39,17 @@ def job_request_factory() -> Callable[..., JobRequest]:
         return make_job_request(*args, **kwargs)
 
     return factory
+
+
+@pytest.fixture
+def tutopanda_recorder(request: pytest.FixtureRequest) -> Any:
+    """A vcrpy recorder whose cassettes live in ``cassettes/`` beside the test module.
+
+    Use ``with tutopanda_recorder.use_cassette("name.yaml"): ...``. Replay-only unless
+    ``TUTOPANDA_RECORD`` is ``once``, ``new_episodes`` or ``all``.
+    """
+    from pathlib import Path
+
+    from producers.testing.recording import recorder
+
+    return recorder(Path(str(request.path)).parent / "cassettes")

@@ -1,0 +1,689 @@
+"""A fake Replicate API over HTTPS, for the official ``replicate`` client (1.0.x).
+
+Served routes (route names in brackets, for :meth:`FakeReplicate.inject`):
+
+* ``POST /v1/models/{owner}/{name}/predictions`` [create]: run a model by name;
+* ``POST /v1/predictions`` [create]: run a model by ``version`` (an id, ``owner/name``
+  or ``owner/name:id``);
+* ``GET /v1/predictions/{id}`` [get];
+* ``POST /v1/predictions/{id}/cancel`` [cancel];
+* ``GET /v1/models/{owner}/{name}`` and ``.../versions/{id}`` [model];
+* ``GET /files/{prediction id}/out-{i}.{ext}`` [download]: the outputs, streamed.
+
+Models come from the catalogue (:meth:`producers.replicate.catalogue.Catalogue.load`);
+inputs are validated against each declaration's input schema, with Replicate's 422 body.
+A prediction answers ``starting`` on create, then, on each GET, ``processing`` until
+``latency`` seconds after its creation and ``succeeded`` (or ``failed``) after that.
+``Prefer: wait=N`` on create holds the answer until the prediction finishes, or N seconds
+and then answers ``starting`` (as the real API does). Output bytes are made by
+:func:`producers.clients.mock.render` from :func:`producers.replicate.shape.media_hints`,
+so they have the requested kind and shape.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import jsonschema
+from jsonschema.exceptions import ValidationError
+
+from producers.clients.base import MediaHints
+from producers.clients.mock import media_format, render
+from producers.replicate.catalogue import Catalogue
+from producers.replicate.declaration import ModelDeclaration
+from producers.replicate.shape import media_hints
+from producers.testing.fakes.base import (
+    FakeServer,
+    Fault,
+    IncomingRequest,
+    Reply,
+    iter_padded,
+)
+from producers.testing.fixtures import FAKE_TOKEN
+
+__all__ = ["FAKE_TOKEN", "FakeReplicate", "validation_problems"]
+
+_TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+_ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+_CONTENT_TYPES = {
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "webp": "image/webp",
+    "gif": "image/gif",
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "mp4": "video/mp4",
+}
+_MAX_WAIT = 60.0
+_CREATE_BY_MODEL = re.compile(r"^/v1/models/([^/]+)/([^/]+)/predictions/?$")
+_MODEL = re.compile(r"^/v1/models/([^/]+)/([^/]+)/?$")
+_VERSION = re.compile(r"^/v1/models/([^/]+)/([^/]+)/versions/([^/]+)/?$")
+_PREDICTION = re.compile(r"^/v1/predictions/([^/]+)/?$")
+_CANCEL = re.compile(r"^/v1/predictions/([^/]+)/cancel/?$")
+_FILE = re.compile(r"^/files/([^/]+)/out-(\d+)\.(\w+)$")
+_WAIT = re.compile(r"(?:^|[;,\s])wait(?:=(\d+(?:\.\d+)?))?(?:$|[;,\s])")
+_TITLES = {
+    401: "Unauthenticated",
+    404: "Not found",
+    422: "Input validation failed",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+_DETAILS = {
+    401: "You did not pass a valid authentication token",
+    404: "Not found.",
+    500: "An internal error occurred. Please try again later.",
+    502: "The server received an invalid response from an upstream server.",
+    503: "The service is temporarily unavailable. Please try again later.",
+    504: "The server did not receive a timely response from an upstream server.",
+}
+
+
+def _timestamp(when: float | None) -> str | None:
+    if when is None:
+        return None
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _new_id() -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(26))
+
+
+def _json_value(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def _describe(error: ValidationError) -> tuple[str, str, str]:
+    """One error as Replicate (gojsonschema) words it: (type, field, description)."""
+    path = [str(part) for part in error.absolute_path]
+    name = ".".join(path)
+    where = "input." + name if name else "input"
+    rule = error.schema if isinstance(error.schema, Mapping) else {}
+    value = error.validator_value
+    kind = str(error.validator)
+    if kind == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        return "required", where, f"{missing} is required"
+    if kind == "enum":
+        allowed = ", ".join(_json_value(v) for v in rule.get("enum", []))
+        return "enum", where, f"{name or 'input'} must be one of the following: {allowed}"
+    if kind == "const":
+        return "const", where, f"{name or 'input'} does not match: {_json_value(value)}"
+    if kind == "type":
+        expected = ", ".join(value) if isinstance(value, list) else str(value)
+        given = _json_type(error.instance)
+        return "invalid_type", where, f"Invalid type. Expected: {expected}, given: {given}"
+    messages = {
+        "minimum": ("number_gte", "Must be greater than or equal to {}"),
+        "maximum": ("number_lte", "Must be less than or equal to {}"),
+        "exclusiveMinimum": ("number_gt", "Must be greater than {}"),
+        "exclusiveMaximum": ("number_lt", "Must be less than {}"),
+        "minLength": ("string_gte", "String length must be greater than or equal to {}"),
+        "maxLength": ("string_lte", "String length must be less than or equal to {}"),
+        "minItems": ("array_min_items", "Array must have at least {} items"),
+        "maxItems": ("array_max_items", "Array must have at most {} items"),
+        "multipleOf": ("multiple_of", "Must be a multiple of {}"),
+        "pattern": ("pattern", "Does not match pattern '{}'"),
+        "format": ("format", "Does not match format '{}'"),
+    }
+    if kind in messages:
+        code, template = messages[kind]
+        return code, where, template.format(_number(value))
+    if kind == "additionalProperties":
+        instance = error.instance if isinstance(error.instance, Mapping) else {}
+        extra = sorted(set(instance) - set(rule.get("properties", {})))
+        text = ", ".join(extra) or "?"
+        return (
+            "additional_property_not_allowed",
+            where,
+            f"Additional property {text} is not allowed",
+        )
+    return kind, where, error.message
+
+
+def validation_problems(declaration: ModelDeclaration, payload: Any) -> list[tuple[str, str, str]]:
+    """Validate ``payload`` against the model's input schema, as Replicate does.
+
+    Returns:
+        ``(type, field, description)`` per problem, sorted by field; empty if valid.
+    """
+    if not isinstance(payload, Mapping):
+        return [
+            (
+                "invalid_type",
+                "input",
+                "Invalid type. Expected: object, given: " + _json_type(payload),
+            )
+        ]
+    validator = jsonschema.Draft202012Validator(declaration.resolved_schema)
+    errors = sorted(
+        validator.iter_errors(dict(payload)),
+        key=lambda e: (list(map(str, e.absolute_path)), str(e.validator)),
+    )
+    return [_describe(error) for error in errors]
+
+
+@dataclass
+class _Prediction:
+    """One prediction's state."""
+
+    id: str
+    declaration: ModelDeclaration
+    version: str
+    input: dict[str, Any]
+    hints: MediaHints
+    created: float
+    latency: float
+    status: str = "starting"
+    started: float | None = None
+    completed: float | None = None
+    error: str | None = None
+    fail_with: str | None = None
+    output_urls: list[str] = field(default_factory=list)
+
+    @property
+    def finishes_at(self) -> float:
+        """When the prediction reaches its final state (unless canceled)."""
+        return self.created + self.latency
+
+
+class FakeReplicate(FakeServer):
+    """A fake Replicate API (HTTPS) for the official ``replicate`` client.
+
+    Use ``replicate.Client(api_token=FAKE_TOKEN, base_url=fake.base_url)`` with
+    ``SSL_CERT_FILE`` set to :func:`producers.testing.fakes.tls.ca_bundle_path`.
+
+    Args:
+        token: The API token to expect (None: any Bearer token).
+        latency: Seconds from creation until a prediction finishes.
+        catalogue: The models served (default: :meth:`Catalogue.load`).
+        host: The address to listen on.
+        port: The port (0: a free one).
+        tls: Serve HTTPS (needed for ``FileOutput``; plain HTTP outputs come back as str).
+
+    Attributes:
+        latency: Seconds from creation until a prediction finishes (new predictions).
+        big_output_bytes: If set, every output is padded to this many bytes, streamed from
+            a generator (for download benchmarks).
+    """
+
+    provider = "replicate"
+    routes = ("create", "get", "cancel", "model", "download")
+    route_faults: ClassVar[Mapping[str, frozenset[str]]] = {
+        "failed": frozenset({"create", "get"}),
+        "truncate": frozenset({"download"}),
+    }
+
+    def __init__(
+        self,
+        *,
+        token: str | None = FAKE_TOKEN,
+        latency: float = 0.0,
+        catalogue: Catalogue | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: bool = True,
+    ) -> None:
+        super().__init__(host=host, port=port, tls=tls)
+        self.token = token
+        self.latency = latency
+        self.big_output_bytes: int | None = None
+        self.catalogue = catalogue if catalogue is not None else Catalogue.load()
+        self._by_version = {d.version: d for d in self.catalogue if d.version}
+        self._secret_fields = frozenset(name for d in self.catalogue for name in d.secret_fields)
+        self._predictions: dict[str, _Prediction] = {}
+        self._files: dict[tuple[str, int], bytes] = {}
+
+    # -- settings and state -------------------------------------------------------------------
+
+    def configure(self, settings: Mapping[str, Any]) -> None:
+        """Change ``latency``, ``big_output_bytes`` or ``token`` at run time."""
+        unknown = set(settings) - {"latency", "big_output_bytes", "token"}
+        if unknown:
+            raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        with self._lock:
+            if "latency" in settings:
+                self.latency = max(0.0, float(settings["latency"]))
+            if "big_output_bytes" in settings:
+                big = settings["big_output_bytes"]
+                self.big_output_bytes = None if big is None else int(big)
+            if "token" in settings:
+                token = settings["token"]
+                self.token = None if token is None else str(token)
+
+    def settings(self) -> dict[str, Any]:
+        """The current settings (the token itself is not shown)."""
+        return {
+            "latency": self.latency,
+            "big_output_bytes": self.big_output_bytes,
+            "token_required": self.token is not None,
+        }
+
+    def reset_state(self) -> None:
+        """Forget every prediction and rendered file."""
+        with self._lock:
+            self._predictions.clear()
+            self._files.clear()
+
+    def prediction(self, prediction_id: str) -> dict[str, Any]:
+        """The current JSON of a prediction (as ``GET`` would answer, without advancing it).
+
+        Raises:
+            KeyError: For an unknown id.
+        """
+        with self._lock:
+            return self._json(self._predictions[prediction_id])
+
+    @property
+    def prediction_ids(self) -> list[str]:
+        """Ids of the predictions created, oldest first."""
+        with self._lock:
+            return list(self._predictions)
+
+    def mask_body(self, route: str | None, body: Any) -> Any:
+        """Mask the model's secret input fields (e.g. ``openai_api_key``) in the log."""
+        if route != "create" or not isinstance(body, Mapping):
+            return body
+        inputs = body.get("input")
+        if not isinstance(inputs, Mapping):
+            return body
+        if not self._secret_fields & set(inputs):
+            return body
+        masked = {k: ("***" if k in self._secret_fields else v) for k, v in inputs.items()}
+        return {**body, "input": masked}
+
+    # -- routing ------------------------------------------------------------------------------
+
+    def route_of(self, method: str, path: str) -> str | None:
+        """The route name of a request."""
+        if method == "POST" and (
+            path.rstrip("/") == "/v1/predictions" or _CREATE_BY_MODEL.match(path)
+        ):
+            return "create"
+        if method == "POST" and _CANCEL.match(path):
+            return "cancel"
+        if method in ("GET", "HEAD") and _PREDICTION.match(path):
+            return "get"
+        if method in ("GET", "HEAD") and (_MODEL.match(path) or _VERSION.match(path)):
+            return "model"
+        if method in ("GET", "HEAD") and _FILE.match(path):
+            return "download"
+        return None
+
+    def error_reply(
+        self, request: IncomingRequest, status: int, fault: Fault | None = None
+    ) -> Reply:
+        """Replicate's problem-details error body: ``{"title", "detail", "status"}``."""
+        headers = dict(fault.headers) if fault is not None else {}
+        detail = _DETAILS.get(status, HTTPStatus(status).phrase)
+        if fault is not None and fault.retry_after is not None:
+            seconds = fault.retry_after
+            headers["Retry-After"] = _number(float(seconds))
+            if status == 429:
+                unit = "second" if seconds == 1 else "seconds"
+                detail = f"Request was throttled. Expected available in {_number(float(seconds))} {unit}."
+        elif status == 429:
+            detail = "Request was throttled."
+        title = _TITLES.get(status, HTTPStatus(status).phrase)
+        return Reply.json(status, {"title": title, "detail": detail, "status": status}, headers)
+
+    def not_found(self, request: IncomingRequest | None, detail: str = "Not found.") -> Reply:
+        """Replicate's 404."""
+        return Reply.json(404, {"title": "Not found", "detail": detail, "status": 404})
+
+    def _problem(self, status: int, title: str, detail: str, **extra: Any) -> Reply:
+        return Reply.json(status, {"title": title, "detail": detail, "status": status, **extra})
+
+    def _authorised(self, request: IncomingRequest) -> bool:
+        scheme, _, token = request.header("authorization").partition(" ")
+        if scheme.lower() not in ("bearer", "token") or not token.strip():
+            return False
+        return self.token is None or token.strip() == self.token
+
+    def dispatch(self, request: IncomingRequest, fault: Fault | None) -> Reply:
+        """Answer one Replicate API request."""
+        route = request.route
+        if route == "download":
+            return self._download(request, fault)
+        if route is None:
+            return self.not_found(request)
+        if not self._authorised(request):
+            return self.error_reply(request, 401)
+        if route == "create":
+            return self._create(request, fault)
+        if route == "model":
+            return self._model(request)
+        match = _CANCEL.match(request.path) or _PREDICTION.match(request.path)
+        assert match is not None
+        prediction_id = match.group(1)
+        if route == "cancel":
+            return self._cancel(prediction_id)
+        return self._get(prediction_id, fault)
+
+    # -- models -------------------------------------------------------------------------------
+
+    def _version_id(self, declaration: ModelDeclaration) -> str:
+        if declaration.version:
+            return declaration.version
+        return hashlib.sha256(f"fake-version:{declaration.model}".encode()).hexdigest()
+
+    def _version_json(self, declaration: ModelDeclaration) -> dict[str, Any]:
+        item = {"type": "string", "format": "uri"}
+        output: dict[str, Any] = (
+            {"type": "array", "items": item, "title": "Output"}
+            if declaration.output.multiple
+            else {**item, "title": "Output"}
+        )
+        schemas = {**declaration.schema_components, "Input": declaration.input_schema}
+        schemas["Output"] = output
+        return {
+            "id": self._version_id(declaration),
+            "created_at": "2025-01-01T00:00:00.000000Z",
+            "cog_version": "0.14.0",
+            "openapi_schema": {
+                "openapi": "3.0.2",
+                "info": {"title": "Cog", "version": "0.1.0"},
+                "paths": {},
+                "components": {"schemas": schemas},
+            },
+        }
+
+    def _model(self, request: IncomingRequest) -> Reply:
+        version_match = _VERSION.match(request.path)
+        match = version_match or _MODEL.match(request.path)
+        assert match is not None
+        name = f"{match.group(1)}/{match.group(2)}"
+        declaration = self.catalogue.get(name)
+        if declaration is None:
+            return self.not_found(request, f"Model {name} not found.")
+        version = self._version_json(declaration)
+        if version_match is not None:
+            if version_match.group(3) != version["id"]:
+                return self.not_found(request, f"Version {version_match.group(3)} not found.")
+            return Reply.json(200, version)
+        owner, model_name = declaration.model.split("/", 1)
+        return Reply.json(
+            200,
+            {
+                "url": f"https://replicate.com/{declaration.model}",
+                "owner": owner,
+                "name": model_name,
+                "description": declaration.description,
+                "visibility": "public",
+                "github_url": None,
+                "paper_url": None,
+                "license_url": None,
+                "run_count": 0,
+                "cover_image_url": None,
+                "default_example": None,
+                "latest_version": version,
+            },
+        )
+
+    def _resolve(self, request: IncomingRequest) -> ModelDeclaration | Reply:
+        by_model = _CREATE_BY_MODEL.match(request.path)
+        if by_model is not None:
+            name = f"{by_model.group(1)}/{by_model.group(2)}"
+            declaration = self.catalogue.get(name)
+            if declaration is None:
+                return self.not_found(request, f"Model {name} not found.")
+            return declaration
+        body = request.json if isinstance(request.json, Mapping) else {}
+        version = body.get("version")
+        if not isinstance(version, str) or not version:
+            return self._problem(
+                422,
+                "Input validation failed",
+                "- (root): version is required\n",
+                invalid_fields=[
+                    {"type": "required", "field": "(root)", "description": "version is required"}
+                ],
+            )
+        found: ModelDeclaration | None
+        if ":" in version:
+            name, _, version_id = version.partition(":")
+            found = self.catalogue.get(name)
+            if found is not None and self._version_id(found) != version_id:
+                found = None
+        elif "/" in version:
+            found = self.catalogue.get(version)
+        else:
+            found = self._by_version.get(version)
+        if found is None:
+            return self._problem(
+                422,
+                "Invalid version or not permitted",
+                "- version: Invalid version or not permitted\n",
+            )
+        return found
+
+    # -- predictions --------------------------------------------------------------------------
+
+    def _json(self, p: _Prediction) -> dict[str, Any]:
+        base = self.base_url
+        output: Any = None
+        if p.status == "succeeded":
+            output = p.output_urls if p.declaration.output.multiple else p.output_urls[0]
+        logs = ""
+        if p.status != "starting":
+            logs = "Using seed: 42\n"
+            if p.status == "processing":
+                logs += "  0%|          | 0/28 [00:00<?, ?it/s]\n"
+            elif p.status == "succeeded":
+                logs += "100%|██████████| 28/28 [00:01<00:00, 20.00it/s]\n"
+            elif p.status == "failed":
+                logs += f"Traceback (most recent call last):\nRuntimeError: {p.error}\n"
+        metrics: dict[str, Any] = {}
+        if p.status in _TERMINAL and p.started is not None and p.completed is not None:
+            metrics["predict_time"] = round(max(p.completed - p.started, 0.0), 6)
+            metrics["total_time"] = round(max(p.completed - p.created, 0.0), 6)
+        return {
+            "id": p.id,
+            "model": p.declaration.model,
+            "version": p.version,
+            "input": p.input,
+            "logs": logs,
+            "output": output,
+            "data_removed": False,
+            "error": p.error,
+            "status": p.status,
+            "created_at": _timestamp(p.created),
+            "started_at": _timestamp(p.started),
+            "completed_at": _timestamp(p.completed),
+            "urls": {
+                "get": f"{base}/v1/predictions/{p.id}",
+                "cancel": f"{base}/v1/predictions/{p.id}/cancel",
+                "web": f"https://replicate.com/p/{p.id}",
+            },
+            "metrics": metrics,
+        }
+
+    def _advance(self, p: _Prediction, now: float, *, polled: bool) -> None:
+        """Move a prediction along its lifecycle (call with the lock held)."""
+        if p.status in _TERMINAL:
+            return
+        if now >= p.finishes_at:
+            p.started = p.started if p.started is not None else p.created
+            p.completed = max(p.finishes_at, p.started)
+            if p.fail_with is not None:
+                p.status = "failed"
+                p.error = p.fail_with
+            else:
+                p.status = "succeeded"
+        elif polled:
+            p.status = "processing"
+            if p.started is None:
+                p.started = now
+
+    def _create(self, request: IncomingRequest, fault: Fault | None) -> Reply:
+        resolved = self._resolve(request)
+        if isinstance(resolved, Reply):
+            return resolved
+        declaration = resolved
+        body = request.json if isinstance(request.json, Mapping) else {}
+        payload = body.get("input", {})
+        problems = validation_problems(declaration, payload)
+        if problems:
+            detail = "".join(f"- {where}: {text}\n" for _, where, text in problems)
+            return self._problem(
+                422,
+                "Input validation failed",
+                detail,
+                invalid_fields=[
+                    {"type": kind, "field": where, "description": text}
+                    for kind, where, text in problems
+                ],
+            )
+        hints = media_hints(declaration, payload)
+        now = time.time()
+        prediction = _Prediction(
+            id=_new_id(),
+            declaration=declaration,
+            version=self._version_id(declaration),
+            input=dict(payload),
+            hints=hints,
+            created=now,
+            latency=self.latency,
+            fail_with=fault.error if fault is not None and fault.kind == "failed" else None,
+        )
+        ext = media_format(hints)
+        prediction.output_urls = [
+            f"{self.base_url}/files/{prediction.id}/out-{i}.{ext}"
+            for i in range(max(1, hints.count))
+        ]
+        with self._lock:
+            self._predictions[prediction.id] = prediction
+        wait = self._prefer_wait(request.header("prefer"))
+        if wait is not None:
+            return self._hold(prediction, wait)
+        with self._lock:
+            return Reply.json(201, self._json(prediction))
+
+    @staticmethod
+    def _prefer_wait(header: str) -> float | None:
+        match = _WAIT.search(header.strip()) if header else None
+        if match is None:
+            return None
+        seconds = float(match.group(1)) if match.group(1) else _MAX_WAIT
+        return min(max(seconds, 1.0), _MAX_WAIT)
+
+    def _hold(self, prediction: _Prediction, wait: float) -> Reply:
+        """Answer a ``Prefer: wait`` create: finished in time, or ``starting`` after ``wait``."""
+        deadline = time.time() + wait
+        while True:
+            with self._lock:
+                now = time.time()
+                if prediction.status in _TERMINAL or now >= prediction.finishes_at:
+                    self._advance(prediction, now, polled=True)
+                    return Reply.json(201, self._json(prediction))
+                if now >= deadline:
+                    # The real API answers "starting" when the wait runs out, even if the
+                    # prediction is processing; replicate-python relies on that.
+                    data = self._json(prediction)
+                    data["status"] = "starting"
+                    return Reply.json(201, data)
+                pause = min(prediction.finishes_at, deadline) - now
+            if not self.sleep(min(pause, 0.05)):
+                return Reply(drop=True)
+
+    def _get(self, prediction_id: str, fault: Fault | None) -> Reply:
+        with self._lock:
+            prediction = self._predictions.get(prediction_id)
+            if prediction is None:
+                return self.not_found(None)
+            if fault is not None and fault.kind == "failed" and prediction.status not in _TERMINAL:
+                prediction.fail_with = fault.error
+                prediction.latency = 0.0
+            self._advance(prediction, time.time(), polled=True)
+            return Reply.json(200, self._json(prediction))
+
+    def _cancel(self, prediction_id: str) -> Reply:
+        with self._lock:
+            prediction = self._predictions.get(prediction_id)
+            if prediction is None:
+                return self.not_found(None)
+            now = time.time()
+            self._advance(prediction, now, polled=False)
+            if prediction.status not in _TERMINAL:
+                prediction.status = "canceled"
+                prediction.started = prediction.started or prediction.created
+                prediction.completed = now
+            return Reply.json(200, self._json(prediction))
+
+    # -- downloads ----------------------------------------------------------------------------
+
+    def _file_bytes(self, prediction: _Prediction, index: int) -> bytes:
+        key = (prediction.id, index)
+        with self._lock:
+            cached = self._files.get(key)
+        if cached is not None:
+            return cached
+        blob = render(prediction.hints, index)
+        with self._lock:
+            self._files[key] = blob
+        return blob
+
+    def _download(self, request: IncomingRequest, fault: Fault | None) -> Reply:
+        match = _FILE.match(request.path)
+        assert match is not None
+        prediction_id, index, ext = match.group(1), int(match.group(2)), match.group(3)
+        with self._lock:
+            prediction = self._predictions.get(prediction_id)
+            big = self.big_output_bytes
+        if (
+            prediction is None
+            or prediction.status != "succeeded"
+            or index >= len(prediction.output_urls)
+            or not prediction.output_urls[index].endswith(f".{ext}")
+        ):
+            return Reply(404, {"Content-Type": "text/plain"}, b"Not Found")
+        blob = self._file_bytes(prediction, index)
+        headers = {"Content-Type": _CONTENT_TYPES.get(ext, "application/octet-stream")}
+        total = max(big, len(blob)) if big is not None else len(blob)
+        reply = Reply(200, headers, body=None, stream=_chunks(blob, total), length=total)
+        if fault is not None and fault.kind == "truncate":
+            keep = fault.keep_bytes if fault.keep_bytes is not None else total // 2
+            reply.truncate_at = min(keep, max(total - 1, 0))
+        return reply
+
+
+def _chunks(blob: bytes, total: int) -> Iterator[bytes]:
+    """The file's bytes, padded with zeros to ``total`` (trailing bytes media readers skip)."""
+    if total <= len(blob):
+        yield blob
+        return
+    yield from iter_padded(blob, total)
