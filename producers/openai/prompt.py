@@ -37,6 +37,7 @@ class OpenAIPromptConfig(BaseModel):
     output: Literal["text", "json"] = "text"
     json_schema: dict[str, Any] | None = None
     schema_name: str = Field(default="output", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    strict: bool = True
     split: dict[str, str] = Field(default_factory=dict)
     reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
     max_output_tokens: int | None = Field(default=None, gt=0)
@@ -47,9 +48,47 @@ class OpenAIPromptConfig(BaseModel):
             if self.json_schema is None:
                 raise ValueError("output 'json' needs a json_schema")
             check_schema(self.json_schema)
+            problems = strict_schema_problems(self.json_schema) if self.strict else []
+            if problems:
+                raise ValueError(
+                    "json_schema is not valid for strict structured output: "
+                    + "; ".join(problems)
+                    + " (or set strict: false)"
+                )
         elif self.split:
             raise ValueError("split needs output 'json'")
         return self
+
+
+def strict_schema_problems(schema: Mapping[str, Any], path: str = "#") -> list[str]:
+    """What keeps ``schema`` from OpenAI's strict mode: every object needs
+    ``additionalProperties: false`` and all of its properties listed in ``required``."""
+    problems: list[str] = []
+    if schema.get("type") == "object" or "properties" in schema:
+        if schema.get("additionalProperties") is not False:
+            problems.append(f"{path} needs additionalProperties: false")
+        missing = [
+            name for name in schema.get("properties", {}) if name not in schema.get("required", [])
+        ]
+        if missing:
+            problems.append(
+                f"{path} must list every property in required (missing: {', '.join(missing)})"
+            )
+    for name, sub in schema.get("properties", {}).items():
+        if isinstance(sub, Mapping):
+            problems += strict_schema_problems(sub, f"{path}/properties/{name}")
+    items = schema.get("items")
+    if isinstance(items, Mapping):
+        problems += strict_schema_problems(items, f"{path}/items")
+    for key in ("$defs", "definitions"):
+        for name, sub in schema.get(key, {}).items():
+            if isinstance(sub, Mapping):
+                problems += strict_schema_problems(sub, f"{path}/{key}/{name}")
+    for key in ("anyOf", "oneOf", "allOf"):
+        for index, sub in enumerate(schema.get(key, [])):
+            if isinstance(sub, Mapping):
+                problems += strict_schema_problems(sub, f"{path}/{key}/{index}")
+    return problems
 
 
 def _walk(value: Any, path: str, where: str) -> list[Any] | Any:
@@ -130,6 +169,7 @@ def _request(rt: ProducerRuntime) -> TextRequest:
         input=user,
         json_schema=config.json_schema if config.output == "json" else None,
         schema_name=config.schema_name,
+        strict=config.strict,
         reasoning_effort=config.reasoning_effort,
         max_output_tokens=config.max_output_tokens,
     )

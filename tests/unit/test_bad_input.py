@@ -113,6 +113,18 @@ CASES: list[tuple[str, str, dict[str, Any], type[Exception], list[str]]] = [
         ["config.output", "'xml'", "text", "json"],
     ),
     (
+        "schema-not-strict",
+        "openai:gpt-5-mini",
+        {
+            "config": {
+                "output": "json",
+                "json_schema": {"type": "object", "properties": {"a": {"type": "string"}}},
+            }
+        },
+        InvalidInputError,
+        ["strict structured output", "additionalProperties: false", "missing: a", "strict: false"],
+    ),
+    (
         "json-output-without-schema",
         "openai:gpt-5-mini",
         {"config": {"output": "json"}},
