@@ -69,7 +69,7 @@ def test_a_failed_poll_resumes_the_same_prediction(
     replicate_fake: FakeReplicate, tmp_path: Path
 ) -> None:
     replicate_fake.inject(Fault.status(503, retry_after=0), route="get")
-    code, out, err = produce(tmp_path, SEEDREAM, "--set", "prompt=A volcano", "--json")
+    code, _out, err = produce(tmp_path, SEEDREAM, "--set", "prompt=A volcano", "--json")
     assert code == 0, err
     assert replicate_fake.count("create") == 1  # never a second paid prediction
     assert replicate_fake.count("get") == 2
@@ -80,7 +80,7 @@ def test_a_truncated_download_is_retried_and_stores_one_whole_blob(
     replicate_fake: FakeReplicate, tmp_path: Path
 ) -> None:
     replicate_fake.inject(Fault.truncated(), route="download")
-    code, out, err = produce(tmp_path, SEEDREAM, "--set", "prompt=A volcano", "--json")
+    code, _out, err = produce(tmp_path, SEEDREAM, "--set", "prompt=A volcano", "--json")
     assert code == 0, err
     assert replicate_fake.count("create") == 1 and replicate_fake.count("download") == 2
     blobs = [p for p in (tmp_path / "blobs").rglob("*") if p.is_file() and p.suffix != ".json"]
