@@ -243,6 +243,165 @@ def produce(
         )
 
 
+@app.command()
+def movie(
+    topic: Annotated[str, typer.Option("--topic", help="What the movie explains.")],
+    segments: Annotated[
+        int, typer.Option("--segments", min=1, max=50, help="Number of segments.")
+    ] = 3,
+    options_file: Annotated[
+        list[Path],
+        typer.Option(
+            "--options", help="Producer options file (YAML or TOML), over the defaults; repeatable."
+        ),
+    ] = [],  # noqa: B006
+    set_: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            help="Override ROLE.KEY=VALUE, e.g. image.model=replicate:google/nano-banana or video.enabled=true.",
+        ),
+    ] = [],  # noqa: B006
+    mode: Annotated[
+        str, typer.Option("--mode", help="mock (no keys, no network) or live.")
+    ] = "mock",
+    concurrency: Annotated[
+        list[str],
+        typer.Option(
+            "--concurrency", help="PROVIDER=N jobs in flight (default replicate=8, openai=4)."
+        ),
+    ] = [],  # noqa: B006
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Directory or s3://bucket/prefix (default: $TUTOPANDA_STORE, else ./tutopanda-store).",
+        ),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            "--budget", min=0, help="Refuse to start if the estimated cost in USD is higher."
+        ),
+    ] = None,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh", help="Generate everything anew instead of reusing stored artefacts."
+        ),
+    ] = False,
+    refresh_role: Annotated[
+        list[str], typer.Option("--refresh-role", help="Generate this role anew (repeatable).")
+    ] = [],  # noqa: B006
+    retries: Annotated[
+        int, typer.Option("--retries", min=0, help="Retries of retryable errors per job.")
+    ] = 2,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Quiet; print one JSON object with the movie and every artefact."
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log SDK events to stderr.")
+    ] = False,
+) -> None:
+    """Make a narrated explainer movie from a topic: script, prompts, images, narration,
+    music, (video), then an MP4."""
+    from producers.cli import movie as movie_cli
+    from producers.pipeline.options import ROLES, load_options
+
+    _setup_logging(verbose)
+    if mode not in ("mock", "live"):
+        raise _fail(f"--mode must be mock or live, not {mode!r}", 2)
+    bad_roles = sorted(set(refresh_role) - set(ROLES))
+    if bad_roles:
+        raise _fail(
+            f"--refresh-role: unknown role(s) {', '.join(bad_roles)}; roles: {', '.join(ROLES)}", 2
+        )
+    try:
+        limits = {k: int(v) for k, v in parse_pairs(concurrency, option="--concurrency").items()}
+    except (TypeError, ValueError):
+        raise _fail("--concurrency takes PROVIDER=N with N a whole number", 2) from None
+    if any(v < 1 for v in limits.values()):
+        raise _fail("--concurrency must be at least 1", 2)
+    try:
+        options = load_options(options_file, set_)
+        registry = default_registry()
+        for role in ROLES:
+            registry.find(options.role(role).descriptor)
+        store_obj = open_store(store)
+    except (ProviderError, UnknownModelError, DeclarationError, ConfigurationError) as exc:
+        raise _fail(str(exc), 2) from None
+    run_mode: Mode = "live" if mode == "live" else "mock"
+    settings = movie_cli.MovieSettings(
+        topic=topic,
+        segments=segments,
+        options=options,
+        mode=run_mode,
+        run_id=new_run_id("movie"),
+        retries=retries,
+        concurrency=limits,
+        budget=budget,
+        refresh=refresh,
+        refresh_roles=frozenset(refresh_role),
+        quiet=as_json,
+    )
+    deps = HandlerDeps(store=store_obj, clients=default_client_registry(), shared_clients={})
+    console = err if not as_json else Console(stderr=True, quiet=True)
+    try:
+        outcome, runner, cost, manifest = movie_cli.run(settings, registry, deps, console)
+    except movie_cli.BudgetExceeded as exc:
+        raise _fail(str(exc), 2) from None
+    except ProviderError as exc:
+        raise _fail(str(exc), 1) from None
+    except KeyboardInterrupt:
+        raise _fail(
+            "interrupted: in-flight predictions were canceled at the provider", 130
+        ) from None
+    manifest_uri = f"{store_obj.root_uri}/runs/{settings.run_id}/manifest.json"
+    if as_json:
+        out.print_json(
+            data={
+                "run_id": settings.run_id,
+                "movie": outcome.movie.uri if outcome.movie else None,
+                "timeline": outcome.timeline_blob.uri if outcome.timeline_blob else None,
+                "manifest": manifest_uri,
+                "summary": {
+                    "done": runner.counts["done"],
+                    "reused": runner.counts["reused"],
+                    "failed": len(outcome.failures),
+                    "skipped": len(outcome.skipped),
+                    "retries": runner.counts["retries"],
+                    "estimated_cost_usd": cost.total,
+                    "cost_usd": movie_cli.paid(outcome, runner),
+                },
+                "artefacts": [
+                    {**a.record(), "job": key}
+                    for key, r in outcome.results.items()
+                    for a in r.artefacts
+                ],
+                "failures": [{"job": key, **e.to_dict()} for key, e in outcome.failures.items()],
+                "skipped": outcome.skipped,
+            }
+        )
+    else:
+        err.print(f"estimated cost before the run:\n{cost.describe()}", highlight=False)
+        out.print(movie_cli.summary_table(outcome, runner, cost))
+        if outcome.movie is not None:
+            path = outcome.movie.uri
+            out.print(f"[bold green]movie:[/] {path}", highlight=False, soft_wrap=True)
+            if outcome.timeline_blob is not None:
+                out.print(f"timeline: {outcome.timeline_blob.uri}", highlight=False, soft_wrap=True)
+        out.print(
+            f"run {settings.run_id}: manifest {manifest_uri}", highlight=False, soft_wrap=True
+        )
+    if not outcome.ok:
+        for line in movie_cli.failure_lines(outcome):
+            err.print(f"[red]failed[/] {line}", highlight=False)
+        raise typer.Exit(1)
+
+
 @models_app.command("list")
 def models_list(
     kind: Annotated[

@@ -30,7 +30,8 @@ class JobRecord(BaseModel):
     job_id: str
     model_id: str
     mode: str
-    status: Literal["succeeded", "failed"]
+    status: Literal["succeeded", "failed", "skipped"]
+    reused: bool = False
     attempts: int = 1
     inputs: dict[str, Any] = Field(default_factory=dict)
     custom: dict[str, Any] = Field(default_factory=dict)
@@ -48,11 +49,17 @@ class RunManifest(BaseModel):
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
     jobs: list[JobRecord] = Field(default_factory=list)
+    #: What the run made as a whole (e.g. ``movie``, ``timeline`` URIs) and its parameters.
+    outputs: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
 
-    def add_result(self, request: JobRequest, result: ProducerResult) -> None:
-        """Record a finished job."""
+    def add_result(
+        self, request: JobRequest, result: ProducerResult, *, reused: bool = False
+    ) -> None:
+        """Record a finished job (``reused``: taken from an earlier identical job)."""
         self.jobs.append(
             JobRecord(
+                reused=reused,
                 job_id=request.job_id,
                 model_id=request.descriptor.model_id,
                 mode=request.mode,

@@ -1,0 +1,124 @@
+"""How the CLI runs one pipeline job: reuse, bounded concurrency per provider, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from producers.cli.retry import RetryPolicy
+from producers.pipeline import reuse
+from producers.pipeline.steps import JobSpec
+from producers.registry import ProviderRegistry
+from producers.sdk.artefacts import ProducerResult
+from producers.sdk.definition import Prepared
+from producers.sdk.errors import ProviderError
+from producers.sdk.handler import HandlerDeps, ProducerHandler
+from producers.sdk.jobs import Mode
+
+#: Jobs in flight per provider unless ``--concurrency PROVIDER=N`` says otherwise.
+DEFAULT_CONCURRENCY: Mapping[str, int] = {"replicate": 8, "openai": 4}
+#: Replicate documents 600 prediction creates per minute; stay under it.
+CREATES_PER_MINUTE: Mapping[str, int] = {"replicate": 600}
+
+
+class RateLimiter:
+    """At most ``per_minute`` starts in any sliding minute (a simple token spacing)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self._interval = 60.0 / per_minute
+        self._next = 0.0
+        self._lock = asyncio.Lock()
+
+    async def wait(self) -> None:
+        """Wait for the next slot."""
+        async with self._lock:
+            now = time.monotonic()
+            delay = self._next - now
+            self._next = max(now, self._next) + self._interval
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+@dataclass
+class JobEvents:
+    """Callbacks the CLI uses for progress and logs."""
+
+    on_start: Callable[[JobSpec], None] = lambda spec: None
+    on_done: Callable[[JobSpec, ProducerResult, bool], None] = lambda spec, result, reused: None
+    on_retry: Callable[[JobSpec, ProviderError, int, float], None] = lambda s, e, a, w: None
+    on_fail: Callable[[JobSpec, ProviderError], None] = lambda spec, error: None
+
+
+@dataclass
+class CliJobRunner:
+    """Runs pipeline jobs for the CLI. Call it with a :class:`JobSpec`."""
+
+    registry: ProviderRegistry
+    deps: HandlerDeps
+    mode: Mode
+    run_id: str
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    concurrency: Mapping[str, int] = field(default_factory=dict)
+    refresh: bool = False
+    refresh_roles: frozenset[str] = frozenset()
+    events: JobEvents = field(default_factory=JobEvents)
+    counts: Counter[str] = field(default_factory=Counter)
+
+    def __post_init__(self) -> None:
+        limits = {**DEFAULT_CONCURRENCY, **self.concurrency}
+        self._slots: dict[str, asyncio.Semaphore] = defaultdict(lambda: asyncio.Semaphore(4))
+        for provider, limit in limits.items():
+            self._slots[provider] = asyncio.Semaphore(limit)
+        self._limiters = {p: RateLimiter(n) for p, n in CREATES_PER_MINUTE.items()}
+
+    def handler(self, spec: JobSpec) -> ProducerHandler:
+        """The handler of a job's model."""
+        request = spec.request(mode=self.mode, run_id=self.run_id)
+        return self.registry.resolve(request.descriptor, self.mode, self.deps)
+
+    async def prepare(self, spec: JobSpec) -> Prepared:
+        """Validate and price a job without running it."""
+        return await self.handler(spec).prepare(spec.request(mode=self.mode, run_id=self.run_id))
+
+    async def __call__(self, spec: JobSpec) -> ProducerResult:
+        request = spec.request(mode=self.mode, run_id=self.run_id)
+        handler = self.registry.resolve(request.descriptor, self.mode, self.deps)
+        prepared = await handler.prepare(request)
+        fingerprint = handler.fingerprint(prepared)
+        store = self.deps.store
+        if not (self.refresh or spec.refresh or spec.role in self.refresh_roles):
+            cached = await reuse.lookup(store, fingerprint, self.mode)
+            if cached is not None:
+                self.counts["reused"] += 1
+                self.events.on_done(spec, cached, True)
+                return cached
+        provider = spec.provider
+        async with self._slots[provider]:
+            limiter = self._limiters.get(provider)
+            if limiter is not None and self.mode == "live":
+                await limiter.wait()
+            self.events.on_start(spec)
+
+            async def attempt(number: int, previous: ProviderError | None) -> ProducerResult:
+                resume = previous.handle if previous is not None else None
+                return await handler.run(
+                    request.model_copy(update={"attempt": number}), resume=resume
+                )
+
+            def on_retry(error: ProviderError, attempt_number: int, wait: float) -> None:
+                self.counts["retries"] += 1
+                self.events.on_retry(spec, error, attempt_number, wait)
+
+            try:
+                result = await self.retry.run(attempt, on_retry=on_retry)
+            except ProviderError as error:
+                self.counts["failed"] += 1
+                self.events.on_fail(spec, error)
+                raise
+        await reuse.remember(store, fingerprint, self.mode, result)
+        self.counts["done"] += 1
+        self.events.on_done(spec, result, False)
+        return result

@@ -1,0 +1,161 @@
+"""Producer options: which producer fills each role of the movie pipeline, and how."""
+
+from __future__ import annotations
+
+import copy
+import json
+import tomllib
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from producers.sdk.errors import InvalidInputError
+from producers.sdk.jobs import Descriptor
+
+Role = Literal["script", "image_prompt", "image", "narration", "music", "video"]
+ROLES: tuple[Role, ...] = ("script", "image_prompt", "image", "narration", "music", "video")
+DEFAULT_OPTIONS = Path(__file__).with_name("default_options.yaml")
+
+
+class RoleOptions(BaseModel):
+    """One role: the model that fills it and what it is given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    enabled: bool = True
+    refresh: bool = False
+    config: dict[str, Any] = Field(default_factory=dict)
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    custom: dict[str, Any] = Field(default_factory=dict)
+    attachments: list[str] = Field(default_factory=list)
+
+    @field_validator("model")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        Descriptor.parse(value)
+        return value
+
+    @property
+    def descriptor(self) -> Descriptor:
+        """The role's ``(provider, model)``."""
+        return Descriptor.parse(self.model)
+
+
+class ProducerOptions(BaseModel):
+    """Every role of the pipeline."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    script: RoleOptions
+    image_prompt: RoleOptions
+    image: RoleOptions
+    narration: RoleOptions
+    music: RoleOptions
+    video: RoleOptions
+
+    def role(self, name: Role) -> RoleOptions:
+        """The options of one role."""
+        options: RoleOptions = getattr(self, name)
+        return options
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read options file {path}: {exc.strerror}") from None
+    try:
+        if path.suffix.lower() == ".toml":
+            data: Any = tomllib.loads(text)
+        elif path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InvalidInputError(f"options file {path} is not valid: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"options file {path} must hold a mapping of roles")
+    unknown = sorted(set(data) - set(ROLES))
+    if unknown:
+        raise InvalidInputError(
+            f"options file {path}: unknown role(s) {', '.join(unknown)}; roles: {', '.join(ROLES)}"
+        )
+    base = path.parent
+    for role in data.values():
+        if isinstance(role, dict) and isinstance(role.get("attachments"), list):
+            role["attachments"] = [str((base / a).resolve()) for a in role["attachments"]]
+    return data
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``override`` into ``base``: mappings merge, anything else replaces."""
+    out = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _parse_value(raw: str) -> Any:
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        return raw
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``image.custom.size=2K`` -> ``{"image": {"custom": {"size": "2K"}}}``."""
+    path, sep, raw = text.partition("=")
+    keys = [k for k in path.strip().split(".") if k]
+    if not sep or len(keys) < 2:
+        raise InvalidInputError(
+            f"override {text!r} is not ROLE.KEY=VALUE (e.g. image.model=replicate:google/nano-banana)"
+        )
+    if keys[0] not in ROLES:
+        raise InvalidInputError(
+            f"override {text!r}: unknown role {keys[0]!r}; roles: {', '.join(ROLES)}"
+        )
+    value: Any = (
+        raw
+        if keys[-1] in ("model", "prompt", "user_prompt", "system_prompt")
+        else _parse_value(raw)
+    )
+    for key in reversed(keys):
+        value = {key: value}
+    return dict(value)
+
+
+def load_options(
+    files: Iterable[str | Path] = (),
+    overrides: Iterable[str] = (),
+    *,
+    default: Path | None = DEFAULT_OPTIONS,
+) -> ProducerOptions:
+    """The default options, then each file, then each override; validated.
+
+    When a file or override changes a role's model, that role's ``custom`` attributes from
+    earlier layers are dropped unless the same layer sets them: they belong to the old model.
+    """
+    data: dict[str, Any] = _read(default) if default is not None else {}
+    layers = [_read(Path(f)) for f in files] + [parse_override(o) for o in overrides]
+    for layer in layers:
+        for role, settings in layer.items():
+            if isinstance(settings, Mapping) and "model" in settings and role in data:
+                old = data[role]
+                if isinstance(old, Mapping) and old.get("model") != settings["model"]:
+                    data[role] = {k: v for k, v in old.items() if k != "custom"}
+        data = merge(data, layer)
+    try:
+        return ProducerOptions.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors():
+            loc = ".".join(str(p) for p in item["loc"])
+            problems.append(f"{loc}: {item['msg']}")
+        raise InvalidInputError("invalid producer options: " + "; ".join(problems)) from None

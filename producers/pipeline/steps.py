@@ -1,0 +1,234 @@
+"""The steps between producers: plain functions from earlier artefacts to the next jobs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from producers.pipeline.options import ProducerOptions, Role, RoleOptions
+from producers.sdk.attachments import attachment_from_path
+from producers.sdk.errors import ErrorCode, ProviderError
+from producers.sdk.jobs import Descriptor, JobRequest, Mode
+from producers.sdk.templates import render
+
+
+class JobSpec(BaseModel):
+    """One job of the pipeline, before it becomes a request: what both clients schedule."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    role: Role
+    index: int | None = None
+    model_id: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    custom: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    attachments: tuple[str, ...] = ()
+    produces: tuple[str, ...] = ()
+    refresh: bool = False
+
+    @property
+    def provider(self) -> str:
+        """The provider that runs this job."""
+        return Descriptor.parse(self.model_id).provider
+
+    def request(
+        self, *, mode: Mode, run_id: str | None = None, environment: str = "local"
+    ) -> JobRequest:
+        """The job request (attachments read and size-checked here)."""
+        return JobRequest(
+            job_id=f"{run_id}.{self.key}" if run_id else self.key,
+            run_id=run_id,
+            descriptor=Descriptor.parse(self.model_id, environment=environment),
+            mode=mode,
+            inputs=self.inputs,
+            custom=self.custom,
+            config=self.config,
+            attachments=tuple(attachment_from_path(path) for path in self.attachments),
+            produces=self.produces,
+        )
+
+
+class ScriptSegment(BaseModel):
+    """One segment of the script."""
+
+    model_config = ConfigDict(frozen=True)
+
+    narration: str
+    visual_description: str
+
+
+class Script(BaseModel):
+    """The script: a title and the segments."""
+
+    model_config = ConfigDict(frozen=True)
+
+    title: str
+    segments: tuple[ScriptSegment, ...]
+
+
+def script_schema(segments: int) -> dict[str, Any]:
+    """The structured-output schema of the script (strict mode), with exactly N segments."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["title", "segments"],
+        "properties": {
+            "title": {"type": "string", "description": "The movie's title"},
+            "segments": {
+                "type": "array",
+                "minItems": segments,
+                "maxItems": segments,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["narration", "visual_description"],
+                    "properties": {
+                        "narration": {"type": "string", "description": "What the narrator says"},
+                        "visual_description": {"type": "string", "description": "The picture"},
+                    },
+                },
+            },
+        },
+    }
+
+
+def _spec(role: Role, options: RoleOptions, key: str, **fields: Any) -> JobSpec:
+    inputs = {**options.inputs, **fields.pop("inputs", {})}
+    custom = {**options.custom, **fields.pop("custom", {})}
+    return JobSpec(
+        key=key,
+        role=role,
+        model_id=options.model,
+        inputs=inputs,
+        custom=custom,
+        config={**options.config, **fields.pop("config", {})},
+        attachments=tuple(options.attachments),
+        refresh=options.refresh,
+        **fields,
+    )
+
+
+def script_job(options: ProducerOptions, topic: str, segments: int) -> JobSpec:
+    """The Script job: structured output split into title, narrations and visuals."""
+    return _spec(
+        "script",
+        options.script,
+        "script",
+        inputs={"prompt": topic},
+        custom={"topic": topic, "segments": segments},
+        config={
+            "output": "json",
+            "schema_name": "script",
+            "json_schema": script_schema(segments),
+            "split": {"script": "."},
+        },
+        produces=("script",),
+    )
+
+
+def parse_script(value: Any, segments: int) -> Script:
+    """The Script artefact's JSON as a :class:`Script`; N segments or ``malformed_output``."""
+    try:
+        script = Script.model_validate(value)
+    except ValueError as exc:
+        raise ProviderError(
+            ErrorCode.MALFORMED_OUTPUT, f"the script is not usable: {exc}", retryable=False
+        ) from None
+    if len(script.segments) != segments:
+        raise ProviderError(
+            ErrorCode.MALFORMED_OUTPUT,
+            f"the script has {len(script.segments)} segments; {segments} were asked for",
+            retryable=False,
+        )
+    return script
+
+
+def image_prompt_job(options: ProducerOptions, topic: str, script: Script, index: int) -> JobSpec:
+    """The ImagePrompt job of one segment: a prompt for the image model, as text."""
+    segment = script.segments[index]
+    return _spec(
+        "image_prompt",
+        options.image_prompt,
+        f"image_prompt[{index}]",
+        index=index,
+        inputs={"prompt": segment.visual_description},
+        custom={
+            "topic": topic,
+            "title": script.title,
+            "index": index,
+            "narration": segment.narration,
+            "visual_description": segment.visual_description,
+        },
+        config={"output": "text"},
+        produces=(f"image_prompt[{index}]",),
+    )
+
+
+def image_job(options: ProducerOptions, prompt: str, index: int) -> JobSpec:
+    """The Image job of one segment."""
+    return _spec(
+        "image",
+        options.image,
+        f"image[{index}]",
+        index=index,
+        inputs={"prompt": prompt, "count": 1},
+        produces=(f"image[{index}]",),
+    )
+
+
+def narration_job(options: ProducerOptions, text: str, index: int) -> JobSpec:
+    """The Narration job of one segment."""
+    return _spec(
+        "narration",
+        options.narration,
+        f"narration[{index}]",
+        index=index,
+        inputs={"prompt": text},
+        produces=(f"narration[{index}]",),
+    )
+
+
+def music_job(options: ProducerOptions, topic: str, title: str, seconds: float) -> JobSpec:
+    """The Music job: one bed as long as the narration (rounded up to a whole second)."""
+    template = str(
+        options.music.inputs.get("prompt", "Instrumental background music about {{ topic }}")
+    )
+    prompt = render(template, {"topic": topic, "title": title}, name="music.inputs.prompt")
+    return _spec(
+        "music",
+        options.music,
+        "music",
+        inputs={"prompt": prompt, "duration_seconds": int(-(-seconds // 1))},
+        produces=("music",),
+    )
+
+
+def video_job(
+    options: ProducerOptions, prompt: str, image_uri: str, seconds: float, index: int
+) -> JobSpec:
+    """The Video job of one segment: the segment's image set in motion."""
+    return _spec(
+        "video",
+        options.video,
+        f"video[{index}]",
+        index=index,
+        inputs={"prompt": prompt, "image": image_uri, "duration_seconds": round(seconds)},
+        produces=(f"video[{index}]",),
+    )
+
+
+def text_of(values: Mapping[str, Any], key: str) -> str:
+    """A text artefact's value; ``malformed_output`` if it is missing or empty."""
+    value = values.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ProviderError(ErrorCode.MALFORMED_OUTPUT, f"{key} is empty", retryable=False)
+    return value.strip()
+
+
+def total_seconds(durations: Sequence[float], pause: float) -> float:
+    """The movie's length: every narration plus a pause after each."""
+    return sum(durations) + pause * len(durations)
