@@ -6,8 +6,10 @@ UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 VENV := .venv
 BIN := $(VENV)/bin
 STORE ?= tutopanda-store
+TOPIC ?= How volcanoes work
+SEGMENTS ?= 3
 
-.PHONY: help setup test test-unit lint format demo bench clean
+.PHONY: help setup test test-unit lint format movie demo bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -31,13 +33,14 @@ format: setup  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-demo: setup  ## The main job in mock mode (no keys, no network): a script, an image, a narration
+movie: setup  ## The main job: a narrated explainer movie in mock mode (no keys, no network)
+	$(BIN)/tutopanda movie --topic "$(TOPIC)" --segments $(SEGMENTS) --mode mock --store $(STORE)
+
+demo: setup  ## Single producers in mock mode: a script, an image, a narration
 	$(BIN)/tutopanda produce openai:gpt-5-mini --config docs/examples/script.yaml \
 		--set prompt="How volcanoes work" --store $(STORE)
 	$(BIN)/tutopanda produce replicate:bytedance/seedream-4 --store $(STORE) \
 		--set prompt="Cross-section of an erupting volcano, textbook illustration" --set aspect_ratio=16:9
-	$(BIN)/tutopanda produce replicate:minimax/speech-02-hd --store $(STORE) \
-		--set prompt="Deep below our feet, rock melts into magma." --set voice=Wise_Woman
 
 clean:  ## Remove the local store and caches (not .venv)
 	rm -rf $(STORE) .pytest_cache .mypy_cache .ruff_cache

@@ -350,7 +350,7 @@ def movie(
     deps = HandlerDeps(store=store_obj, clients=default_client_registry(), shared_clients={})
     console = err if not as_json else Console(stderr=True, quiet=True)
     try:
-        outcome, runner, cost, manifest = movie_cli.run(settings, registry, deps, console)
+        outcome, runner, cost, _manifest = movie_cli.run(settings, registry, deps, console)
     except movie_cli.BudgetExceeded as exc:
         raise _fail(str(exc), 2) from None
     except ProviderError as exc:

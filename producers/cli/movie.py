@@ -105,7 +105,9 @@ async def run_movie(
         )
 
     def retry(spec: JobSpec, error: ProviderError, attempt: int, wait: float) -> None:
-        progress.console.print(
+        # Retries are logged in every mode (with --json too): stderr, never stdout.
+        log = progress.console if not settings.quiet else Console(stderr=True)
+        log.print(
             f"[yellow]retry[/] {attempt}/{settings.retries} {spec.key} ({spec.model_id}) in "
             f"{wait:.1f}s: {error.code.value}: {error.reason}",
             highlight=False,

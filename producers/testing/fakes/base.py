@@ -240,10 +240,16 @@ class ArmedFault:
     fault: Fault
     route: str | None
     times: int
+    path_contains: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-compatible data."""
-        return {**self.fault.to_dict(), "route": self.route, "times": self.times}
+        return {
+            **self.fault.to_dict(),
+            "route": self.route,
+            "times": self.times,
+            "path_contains": self.path_contains,
+        }
 
 
 @dataclass
@@ -644,8 +650,16 @@ class FakeServer:
 
     # -- faults ----------------------------------------------------------------------------
 
-    def inject(self, fault: Fault, *, route: str | None = None, times: int = 1) -> None:
-        """Arm ``fault`` for the next ``times`` requests to ``route`` (None: any route).
+    def inject(
+        self,
+        fault: Fault,
+        *,
+        route: str | None = None,
+        times: int = 1,
+        path_contains: str | None = None,
+    ) -> None:
+        """Arm ``fault`` for the next ``times`` requests to ``route`` (None: any route),
+        optionally only those whose path contains ``path_contains`` (e.g. one model's name).
 
         Faults are consumed first armed, first used; a request consumes at most one.
 
@@ -670,7 +684,9 @@ class FakeServer:
                     f"not {route!r}"
                 )
         with self._lock:
-            self._faults.append(ArmedFault(fault=fault, route=route, times=times))
+            self._faults.append(
+                ArmedFault(fault=fault, route=route, times=times, path_contains=path_contains)
+            )
 
     def clear_faults(self) -> None:
         """Disarm every fault."""
@@ -681,12 +697,14 @@ class FakeServer:
     def faults(self) -> list[ArmedFault]:
         """The armed faults, in the order they will be used."""
         with self._lock:
-            return [ArmedFault(a.fault, a.route, a.times) for a in self._faults]
+            return [ArmedFault(a.fault, a.route, a.times, a.path_contains) for a in self._faults]
 
-    def _take_fault(self, route: str | None) -> Fault | None:
+    def _take_fault(self, route: str | None, path: str = "") -> Fault | None:
         with self._lock:
             for armed in self._faults:
                 if armed.route is not None and armed.route != route:
+                    continue
+                if armed.path_contains is not None and armed.path_contains not in path:
                     continue
                 kind = armed.fault.kind
                 if kind not in GENERIC_FAULTS and route not in self.route_faults.get(
@@ -762,7 +780,7 @@ class FakeServer:
             return self._control(request)
         route = self.route_of(request.method, request.path)
         request = dataclasses.replace(request, route=route)
-        fault = self._take_fault(route) if route is not None else None
+        fault = self._take_fault(route, request.path) if route is not None else None
         headers = {
             k: (mask_secret(v) if k in SECRET_HEADERS else v) for k, v in request.headers.items()
         }
@@ -841,6 +859,7 @@ class FakeServer:
                         Fault.from_dict(entry),
                         route=None if route is None else str(route),
                         times=int(entry.get("times", 1)),
+                        path_contains=entry.get("path_contains"),
                     )
                 return Reply.json(200, {"faults": [a.to_dict() for a in self.faults]})
             if name == "reset" and method == "POST":

@@ -1,0 +1,160 @@
+"""`tutopanda movie`: the whole pipeline, in mock mode and live against the fakes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import pytest
+from typer.testing import CliRunner
+
+from producers.cli.app import app
+from producers.sdk.media import probe
+from producers.testing.fakes import (
+    FAKE_OPENAI_KEY,
+    FAKE_TOKEN,
+    FakeOpenAI,
+    FakeReplicate,
+    Fault,
+    ca_path,
+)
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+
+def movie(tmp_path: Path, *args: str) -> tuple[int, dict[str, Any] | None, str]:
+    result = runner.invoke(app, ["movie", "--store", str(tmp_path), "--json", *args])
+    try:
+        data = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        data = None
+    return result.exit_code, data, result.stderr
+
+
+def path_of(uri: str) -> Path:
+    return Path(url2pathname(urlsplit(uri).path))
+
+
+def test_mock_movie_is_a_real_mp4_as_long_as_the_narration(tmp_path: Path) -> None:
+    code, data, err = movie(tmp_path, "--topic", "How volcanoes work", "--segments", "3")
+    assert code == 0, err
+    assert data is not None
+    info = probe(path_of(data["movie"]))
+    assert info.has_video and info.has_audio
+    assert info.video_codec == "h264" and info.audio_codec == "aac"
+    timeline = json.loads(path_of(data["timeline"]).read_text())
+    narrations = {a["id"]: a for a in data["artefacts"] if a["id"].startswith("narration[")}
+    images = {a["id"]: a for a in data["artefacts"] if a["id"].startswith("image[")}
+    assert len(timeline["segments"]) == 3
+    total = 0.0
+    for index, segment in enumerate(timeline["segments"]):
+        assert (
+            segment["visual_uri"] == images[f"image[{index}]"]["uri"]
+        )  # one image per segment, in order
+        assert segment["narration_uri"] == narrations[f"narration[{index}]"]["uri"]
+        narration_seconds = probe(path_of(segment["narration_uri"])).duration_seconds
+        assert narration_seconds is not None
+        assert segment["duration"] == pytest.approx(narration_seconds + 0.5, abs=0.01)
+        total += segment["duration"]
+    assert info.duration_seconds == pytest.approx(total, abs=0.15)
+    assert data["summary"]["failed"] == 0 and data["summary"]["done"] == 1 + 3 * 3 + 1
+
+
+def test_second_identical_run_reuses_everything(tmp_path: Path) -> None:
+    code, first, err = movie(tmp_path, "--topic", "Tides", "--segments", "2")
+    assert code == 0, err
+    code, second, err = movie(tmp_path, "--topic", "Tides", "--segments", "2")
+    assert code == 0, err
+    assert first is not None and second is not None
+    assert second["summary"]["done"] == 0
+    assert second["summary"]["reused"] == first["summary"]["done"]
+    assert second["movie"] == first["movie"]  # same bytes, same content address
+    code, third, err = movie(
+        tmp_path, "--topic", "Tides", "--segments", "2", "--refresh-role", "image"
+    )
+    assert code == 0, err
+    assert third is not None
+    assert (
+        third["summary"]["done"] == 2 and third["summary"]["reused"] == first["summary"]["done"] - 2
+    )
+
+
+def test_budget_refuses_before_anything_runs(tmp_path: Path) -> None:
+    code, _, err = movie(tmp_path, "--topic", "Tides", "--segments", "3", "--budget", "0.05")
+    assert code == 2
+    assert "over the budget $0.0500" in err and "image" in err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[tuple[FakeReplicate, FakeOpenAI]]:
+    with FakeReplicate() as replicate_fake, FakeOpenAI() as openai_fake:
+        yield replicate_fake, openai_fake
+
+
+@pytest.fixture
+def live(
+    fakes: tuple[FakeReplicate, FakeOpenAI], monkeypatch: pytest.MonkeyPatch
+) -> tuple[FakeReplicate, FakeOpenAI]:
+    replicate_fake, openai_fake = fakes
+    replicate_fake.reset()
+    openai_fake.reset()
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_path()))
+    monkeypatch.setenv("REPLICATE_BASE_URL", replicate_fake.base_url)
+    monkeypatch.setenv("REPLICATE_API_TOKEN", FAKE_TOKEN)
+    monkeypatch.setenv("OPENAI_BASE_URL", openai_fake.api_url)
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_OPENAI_KEY)
+    return replicate_fake, openai_fake
+
+
+def test_live_movie_survives_429_and_5xx_and_reuses_on_rerun(
+    live: tuple[FakeReplicate, FakeOpenAI], tmp_path: Path
+) -> None:
+    replicate_fake, openai_fake = live
+    replicate_fake.inject(Fault.status(429, retry_after=0), route="create", times=2)
+    replicate_fake.inject(Fault.status(503, retry_after=0), route="get")
+    openai_fake.inject(Fault.status(500), route="responses")
+    code, data, err = movie(tmp_path, "--topic", "Volcanoes", "--segments", "2", "--mode", "live")
+    assert code == 0, err
+    assert data is not None and data["movie"]
+    assert err.count("retry") >= 4 and "rate_limited" in err and "provider_unavailable" in err
+    assert data["summary"]["retries"] >= 4
+    replicate_fake.reset()
+    openai_fake.reset()
+    code, again, err = movie(tmp_path, "--topic", "Volcanoes", "--segments", "2", "--mode", "live")
+    assert code == 0, err
+    assert replicate_fake.requests == [] and openai_fake.requests == []  # zero provider requests
+    assert again is not None and again["summary"]["done"] == 0
+
+
+def test_live_safety_block_on_one_image_finishes_the_rest(
+    live: tuple[FakeReplicate, FakeOpenAI], tmp_path: Path
+) -> None:
+    replicate_fake, _ = live
+    replicate_fake.inject(Fault.nsfw(), route="create", path_contains="bytedance/seedream-4")
+    code, data, err = movie(
+        tmp_path,
+        "--topic",
+        "Volcanoes",
+        "--segments",
+        "2",
+        "--mode",
+        "live",
+        "--concurrency",
+        "replicate=1",
+    )
+    assert code == 1
+    assert data is not None and data["movie"] is None
+    (failure,) = data["failures"]
+    assert failure["code"] == "safety_blocked" and failure["prompt"]
+    assert failure["model"] and failure["producer"] == "replicate.media"
+    assert (
+        "safety_blocked" in err and "NSFW content detected" in err and failure["prompt"][:20] in err
+    )
+    done_roles = {a["job"].split("[")[0] for a in data["artefacts"]}
+    assert {"script", "image_prompt", "narration", "music"} <= done_roles
