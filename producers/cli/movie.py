@@ -21,6 +21,7 @@ from producers.registry import ProviderRegistry
 from producers.sdk.artefacts import ProducerResult
 from producers.sdk.errors import ProviderError
 from producers.sdk.handler import HandlerDeps
+from producers.sdk.runtime import close_clients
 from producers.sdk.jobs import Mode
 from producers.storage.manifest import RunManifest
 
@@ -131,17 +132,21 @@ async def run_movie(
     cost = await estimate(settings.options, settings.topic, settings.segments, runner.prepare)
     if settings.budget is not None and cost.total > settings.budget:
         raise BudgetExceeded(cost, settings.budget)
-    with progress:
-        outcome = await make_movie(
-            settings.topic,
-            settings.segments,
-            settings.options,
-            runner,
-            deps.store,
-            size=settings.size,
-        )
-        if outcome.movie is not None:
-            progress.advance(tasks["assembly"])
+    try:
+        with progress:
+            outcome = await make_movie(
+                settings.topic,
+                settings.segments,
+                settings.options,
+                runner,
+                deps.store,
+                size=settings.size,
+            )
+            if outcome.movie is not None:
+                progress.advance(tasks["assembly"])
+    finally:
+        if deps.shared_clients is not None:
+            await close_clients(deps.shared_clients)
     if outcome.movie is not None:
         manifest.outputs["movie"] = outcome.movie.uri
     if outcome.timeline_blob is not None:

@@ -83,6 +83,9 @@ class Clients:
         self._logger = logger
         self._options = options or {}
         self._built: dict[str, Any] = {} if shared is None else shared
+        # Shared adapters belong to whoever passed the dict (see close_clients), never to a
+        # job: a job closing one would break the jobs still using it.
+        self._shares = shared is not None
         self._owned: list[str] = []
 
     def get(self, provider: str) -> Any:
@@ -97,7 +100,8 @@ class Clients:
                 options=self._options.get(provider, {}),
             )
             self._built[provider] = self._registry.build(context)
-            self._owned.append(provider)
+            if not self._shares:
+                self._owned.append(provider)
         return self._built[provider]
 
     def __getattr__(self, provider: str) -> Any:
@@ -113,6 +117,15 @@ class Clients:
             if closer is not None:
                 await closer()
         self._owned.clear()
+
+
+async def close_clients(shared: dict[str, Any]) -> None:
+    """Close every adapter in a shared dict (see ``HandlerDeps.shared_clients``)."""
+    while shared:
+        _, client = shared.popitem()
+        closer = getattr(client, "aclose", None)
+        if closer is not None:
+            await closer()
 
 
 class CancellationSignal:

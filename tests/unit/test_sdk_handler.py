@@ -402,3 +402,35 @@ async def test_a_retry_resumes_the_submitted_job_instead_of_paying_twice() -> No
     assert provider.calls.count("submit") == 1
     assert result.diagnostics.provider_job_id == "job-0"
     assert result.diagnostics.attempt == 2
+
+
+async def test_shared_adapters_are_not_closed_by_a_job() -> None:
+    from producers.sdk.runtime import ClientContext, close_clients
+
+    class Adapter:
+        closed = False
+
+        async def aclose(self) -> None:
+            Adapter.closed = True
+
+    async def uses(rt: ProducerRuntime) -> Sequence[Artefact]:
+        rt.clients.get("echo")
+        await asyncio.sleep(0.01)
+        assert not Adapter.closed, "another job closed the adapter this job is using"
+        return [await rt.artefacts.text("text", "ok")]
+
+    registry = ClientRegistry()
+
+    def build(context: ClientContext) -> Adapter:
+        return Adapter()
+
+    registry.register("echo", "mock", build)
+    context = context_with(
+        define_producer(name="u", provider="echo", models=["*"], kind=Kind.TEXT, invoke=uses)
+    )
+    context.clients = registry
+    requests = [make_job_request("echo:m", inputs={"prompt": str(i)}) for i in range(4)]
+    await asyncio.gather(*(context.handler(r).run(r) for r in requests))
+    assert Adapter.closed is False and len(context.shared_clients) == 1
+    await close_clients(context.shared_clients)
+    assert Adapter.closed is True and context.shared_clients == {}
