@@ -239,7 +239,7 @@ class ProducerHandler:
             handle = resume
             rt.diagnostics.set(provider_job_id=handle.provider_job_id)
         else:
-            handle = await self._submit(rt)
+            handle = await self._submit_then_cancel_if_interrupted(rt)
         try:
             while True:
                 status = await self._poll(rt, handle)
@@ -262,6 +262,21 @@ class ProducerHandler:
         except ProviderError as exc:
             exc.handle = handle
             exc.provider_job_id = exc.provider_job_id or handle.provider_job_id
+            raise
+
+    async def _submit_then_cancel_if_interrupted(self, rt: ProducerRuntime) -> JobHandle:
+        """Submit; if the caller is cancelled while the create is in flight, let the create
+        finish, then cancel that job at the provider: an interrupted run leaves nothing
+        running (and paying) behind."""
+        task = asyncio.ensure_future(self._submit(rt))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            try:
+                handle = await task
+            except Exception:  # the create failed anyway: nothing to cancel
+                raise asyncio.CancelledError from None
+            await self._cancel(rt, handle)
             raise
 
     async def _submit(self, rt: ProducerRuntime) -> JobHandle:

@@ -158,3 +158,51 @@ def test_live_safety_block_on_one_image_finishes_the_rest(
     )
     done_roles = {a["job"].split("[")[0] for a in data["artefacts"]}
     assert {"script", "image_prompt", "narration", "music"} <= done_roles
+
+
+def test_ctrl_c_cancels_in_flight_predictions_at_the_provider(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    with FakeReplicate(latency=30.0) as replicate_fake, FakeOpenAI() as openai_fake:
+        env = {
+            **os.environ,
+            "SSL_CERT_FILE": str(ca_path()),
+            "REPLICATE_BASE_URL": replicate_fake.base_url,
+            "REPLICATE_API_TOKEN": FAKE_TOKEN,
+            "OPENAI_BASE_URL": openai_fake.api_url,
+            "OPENAI_API_KEY": FAKE_OPENAI_KEY,
+        }
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "producers.cli",
+                "movie",
+                "--topic",
+                "Tides",
+                "--segments",
+                "2",
+                "--mode",
+                "live",
+                "--store",
+                str(tmp_path),
+                "--json",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        deadline = time.monotonic() + 30
+        while replicate_fake.count("create") < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert replicate_fake.count("create") >= 2, "no prediction was started"
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+        assert process.returncode == 130, err
+        assert "interrupted" in err
+        assert replicate_fake.count("cancel") == replicate_fake.count("create")
