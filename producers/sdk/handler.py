@@ -34,6 +34,8 @@ from producers.sdk.templates import Templates
 from producers.storage.base import ArtefactStore
 
 FINGERPRINT_VERSION = 1
+#: The first wait between polls of a live job; later waits grow by half each time.
+FIRST_POLL_DELAY = 0.25
 T = TypeVar("T")
 
 
@@ -241,16 +243,15 @@ class ProducerHandler:
         else:
             handle = await self._submit_then_cancel_if_interrupted(rt)
         try:
+            polls = 0
             while True:
                 status = await self._poll(rt, handle)
                 if status.state.terminal:
                     break
                 delay = status.poll_after
                 if delay is None:
-                    interval = self.deps.poll_interval
-                    if interval is None:
-                        interval = definition.poll_interval
-                    delay = interval if self.mode == "live" else 0.0
+                    delay = self._poll_delay(polls) if self.mode == "live" else 0.0
+                polls += 1
                 await _sleep_or_cancel(rt.cancel, delay)
                 if rt.cancel.cancelled:
                     await self._cancel(rt, handle)
@@ -263,6 +264,14 @@ class ProducerHandler:
             exc.handle = handle
             exc.provider_job_id = exc.provider_job_id or handle.provider_job_id
             raise
+
+    def _poll_delay(self, polls: int) -> float:
+        """Seconds before the next poll: a fixed ``HandlerDeps.poll_interval`` if set, else
+        a short first wait growing by half each time up to the producer's ``poll_interval``,
+        so quick jobs are noticed quickly and long ones are not polled needlessly."""
+        if self.deps.poll_interval is not None:
+            return self.deps.poll_interval
+        return float(min(self.definition.poll_interval, FIRST_POLL_DELAY * 1.5**polls))
 
     async def _submit_then_cancel_if_interrupted(self, rt: ProducerRuntime) -> JobHandle:
         """Submit; if the caller is cancelled while the create is in flight, let the create
