@@ -21,8 +21,8 @@ from producers.registry import ProviderRegistry
 from producers.sdk.artefacts import ProducerResult
 from producers.sdk.errors import ProviderError
 from producers.sdk.handler import HandlerDeps
-from producers.sdk.runtime import close_clients
 from producers.sdk.jobs import Mode
+from producers.sdk.runtime import close_clients
 from producers.storage.manifest import RunManifest
 
 
