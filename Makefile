@@ -42,5 +42,13 @@ demo: setup  ## Single producers in mock mode: a script, an image, a narration
 	$(BIN)/tutopanda produce replicate:bytedance/seedream-4 --store $(STORE) \
 		--set prompt="Cross-section of an erupting volcano, textbook illustration" --set aspect_ratio=16:9
 
+BENCH_OUT ?= /tmp/tutopanda-bench
+
+bench: setup  ## Benchmarks, not part of the tests (~2-3 min): SDK overhead vs bare httpx, 512 MiB download memory
+	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/sdk_overhead.json $(BENCH_OUT)/download_memory.json
+	$(BIN)/python -m benchmarks.sdk_overhead --json $(BENCH_OUT)/sdk_overhead.json
+	$(BIN)/python -m benchmarks.download_memory --json $(BENCH_OUT)/download_memory.json
+	@$(BIN)/python -m benchmarks.summary $(BENCH_OUT)/sdk_overhead.json $(BENCH_OUT)/download_memory.json
+
 clean:  ## Remove the local store and caches (not .venv)
 	rm -rf $(STORE) .pytest_cache .mypy_cache .ruff_cache
