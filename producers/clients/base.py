@@ -7,6 +7,9 @@ for :class:`producers.clients.mock.MockClient`; the producer code is the same.
 from __future__ import annotations
 
 import email.utils
+import functools
+import os
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -147,3 +150,21 @@ def retry_after_seconds(
     except (TypeError, ValueError):
         return None
     return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+
+
+@functools.cache
+def _ssl_context(cafile: str | None, capath: str | None) -> ssl.SSLContext:
+    if cafile or capath:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    import certifi
+
+    return ssl.create_default_context(cafile=certifi.where())
+
+
+def ssl_context() -> ssl.SSLContext:
+    """One TLS context per CA configuration, shared by every adapter of the process.
+
+    Loading a CA bundle takes tens of milliseconds; httpx would do it for every client.
+    Honours ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` as httpx does, else certifi's bundle.
+    """
+    return _ssl_context(os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)

@@ -9,7 +9,7 @@ from typing import Any
 
 import openai
 
-from producers.clients.base import TextRequest, TextResult, retry_after_seconds
+from producers.clients.base import TextRequest, TextResult, retry_after_seconds, ssl_context
 from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.secrets import redact, register_secret
 
@@ -130,6 +130,8 @@ class OpenAIClient:
         http_client: Any = None,
     ) -> None:
         register_secret(api_key)
+        if http_client is None:
+            http_client = openai.DefaultAsyncHttpxClient(verify=ssl_context())
         self._client = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=base_url or os.environ.get("OPENAI_BASE_URL") or None,

@@ -13,7 +13,7 @@ from urllib.request import url2pathname
 
 import httpx
 
-from producers.clients.base import MediaHints, MediaJob, retry_after_seconds
+from producers.clients.base import MediaHints, MediaJob, retry_after_seconds, ssl_context
 from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.secrets import redact, register_secret
 from producers.storage.base import CHUNK_SIZE
@@ -156,7 +156,7 @@ class SurfacingTransport(httpx.AsyncBaseTransport):
     def __init__(
         self, inner: httpx.AsyncBaseTransport | None = None, *, timeout: httpx.Timeout = API_TIMEOUT
     ) -> None:
-        self._inner = inner or httpx.AsyncHTTPTransport()
+        self._inner = inner or httpx.AsyncHTTPTransport(verify=ssl_context())
         self._timeout = timeout.as_dict()
         self.requests = 0
 
@@ -234,6 +234,7 @@ class ReplicateClient:
             timeout=DOWNLOAD_TIMEOUT,
             follow_redirects=True,
             transport=download_transport,
+            verify=ssl_context(),
         )
         self._wait = wait_seconds
 

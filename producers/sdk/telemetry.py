@@ -30,6 +30,8 @@ class ProducerLogger:
 
     def event(self, name: str, level: int = logging.INFO, **fields: Any) -> None:
         """Emit ``providers.sdk.<name>`` with the bound context and ``fields``."""
+        if not self._logger.isEnabledFor(level):
+            return
         event = name if name.startswith(EVENT_PREFIX) else f"{EVENT_PREFIX}.{name}"
         data = redact({**self._context, **fields})
         self._logger.log(

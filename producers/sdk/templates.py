@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -24,6 +25,11 @@ def _undefined_name(message: str) -> str:
     return message.split("'")[1] if "'" in message else message
 
 
+@functools.lru_cache(maxsize=512)
+def _compile(template: str) -> jinja2.Template:
+    return _ENV.from_string(template)
+
+
 def render(template: str, variables: Mapping[str, Any], *, name: str = "template") -> str:
     """Render ``template`` with ``variables``.
 
@@ -32,7 +38,7 @@ def render(template: str, variables: Mapping[str, Any], *, name: str = "template
     """
     available = ", ".join(sorted(variables)) or "(none)"
     try:
-        compiled = _ENV.from_string(template)
+        compiled = _compile(template)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(
             f"template {name!r} has a syntax error on line {exc.lineno}: {exc.message}",
