@@ -44,10 +44,11 @@ demo: setup  ## Single producers in mock mode: a script, an image, a narration
 
 BENCH_OUT ?= /tmp/tutopanda-bench
 
-bench: setup  ## Benchmarks, not part of the tests (~2-3 min): SDK overhead vs bare httpx, 512 MiB download memory
+bench: setup  ## Benchmarks, not tests (~3 min): SDK overhead vs bare httpx, 512 MiB download memory, movie vs ideal
 	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/sdk_overhead.json $(BENCH_OUT)/download_memory.json
 	$(BIN)/python -m benchmarks.sdk_overhead --json $(BENCH_OUT)/sdk_overhead.json
 	$(BIN)/python -m benchmarks.download_memory --json $(BENCH_OUT)/download_memory.json
+	$(BIN)/python -m benchmarks.movie_concurrency --json $(BENCH_OUT)/movie_concurrency.json
 	@$(BIN)/python -m benchmarks.summary $(BENCH_OUT)/sdk_overhead.json $(BENCH_OUT)/download_memory.json
 
 clean:  ## Remove the local store and caches (not .venv)
