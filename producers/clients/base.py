@@ -16,6 +16,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from producers.sdk.errors import ErrorCode
+
 MediaJobStatus = Literal["starting", "processing", "succeeded", "failed", "canceled"]
 
 
@@ -167,4 +169,23 @@ def ssl_context() -> ssl.SSLContext:
     Loading a CA bundle takes tens of milliseconds; httpx would do it for every client.
     Honours ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` as httpx does, else certifi's bundle.
     """
-    return _ssl_context(os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None)
+    return _ssl_context(
+        os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None
+    )
+
+
+def code_for_status(status: int) -> ErrorCode:
+    """The error code an HTTP status means, the same for every provider."""
+    if status == 429:
+        return ErrorCode.RATE_LIMITED
+    if status in (401, 403):
+        return ErrorCode.AUTH_FAILED
+    if status == 404:
+        return ErrorCode.NOT_FOUND
+    if status in (400, 409, 422):
+        return ErrorCode.INVALID_INPUT
+    if status in (408, 504):
+        return ErrorCode.TIMEOUT
+    if status >= 500:
+        return ErrorCode.PROVIDER_UNAVAILABLE
+    return ErrorCode.UNKNOWN

@@ -9,29 +9,19 @@ from typing import Any
 
 import openai
 
-from producers.clients.base import TextRequest, TextResult, retry_after_seconds, ssl_context
+from producers.clients.base import (
+    TextRequest,
+    TextResult,
+    code_for_status,
+    retry_after_seconds,
+    ssl_context,
+)
 from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.secrets import redact, register_secret
 
 PROVIDER = "openai"
 DOCS_HINT = "https://platform.openai.com/docs/guides/error-codes"
 _SAFETY_CODES = ("content_policy_violation", "content_filter", "moderation_blocked", "safety")
-
-
-def _status_code(status: int) -> ErrorCode:
-    if status == 429:
-        return ErrorCode.RATE_LIMITED
-    if status in (401, 403):
-        return ErrorCode.AUTH_FAILED
-    if status == 404:
-        return ErrorCode.NOT_FOUND
-    if status in (400, 409, 422):
-        return ErrorCode.INVALID_INPUT
-    if status == 408:
-        return ErrorCode.TIMEOUT
-    if status >= 500:
-        return ErrorCode.PROVIDER_UNAVAILABLE
-    return ErrorCode.UNKNOWN
 
 
 def _error_body(body: object) -> dict[str, Any]:
@@ -60,7 +50,7 @@ def error_from_exception(exc: BaseException) -> ProviderError:
         status = exc.status_code
         body = _error_body(exc.body)
         message = redact(str(body.get("message") or exc.message))
-        code = _status_code(status)
+        code = code_for_status(status)
         error_code = str(body.get("code") or body.get("type") or "")
         if any(word in error_code for word in _SAFETY_CODES):
             code = ErrorCode.SAFETY_BLOCKED

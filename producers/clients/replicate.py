@@ -13,7 +13,13 @@ from urllib.request import url2pathname
 
 import httpx
 
-from producers.clients.base import MediaHints, MediaJob, retry_after_seconds, ssl_context
+from producers.clients.base import (
+    MediaHints,
+    MediaJob,
+    code_for_status,
+    retry_after_seconds,
+    ssl_context,
+)
 from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.secrets import redact, register_secret
 from producers.storage.base import CHUNK_SIZE
@@ -54,21 +60,7 @@ def http_error(
     """Map an HTTP error answer (``{"title", "detail", "status"}``) to a ProviderError."""
     body = body or {}
     detail = str(body.get("detail") or body.get("title") or f"HTTP {status}")
-    code: ErrorCode
-    if status == 429:
-        code = ErrorCode.RATE_LIMITED
-    elif status in (401, 403):
-        code = ErrorCode.AUTH_FAILED
-    elif status == 404:
-        code = ErrorCode.NOT_FOUND
-    elif status in (400, 409, 422):
-        code = ErrorCode.INVALID_INPUT
-    elif status in (408, 504):
-        code = ErrorCode.TIMEOUT
-    elif status >= 500:
-        code = ErrorCode.PROVIDER_UNAVAILABLE
-    else:
-        code = ErrorCode.UNKNOWN
+    code = code_for_status(status)
     return ProviderError(
         code,
         detail,

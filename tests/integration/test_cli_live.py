@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -15,38 +14,19 @@ from typer.testing import CliRunner
 
 from producers.cli.app import app
 from producers.testing.fakes import (
-    FAKE_OPENAI_KEY,
-    FAKE_TOKEN,
-    FakeOpenAI,
     FakeReplicate,
     Fault,
-    ca_path,
 )
+from producers.testing.plugin import LiveFakes
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
 SEEDREAM = "replicate:bytedance/seedream-4"
 
 
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[tuple[FakeReplicate, FakeOpenAI]]:
-    with FakeReplicate() as replicate_fake, FakeOpenAI() as openai_fake:
-        yield replicate_fake, openai_fake
-
-
 @pytest.fixture
-def replicate_fake(
-    fakes: tuple[FakeReplicate, FakeOpenAI], monkeypatch: pytest.MonkeyPatch
-) -> FakeReplicate:
-    replicate_fake, openai_fake = fakes
-    replicate_fake.reset()
-    openai_fake.reset()
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca_path()))
-    monkeypatch.setenv("REPLICATE_BASE_URL", replicate_fake.base_url)
-    monkeypatch.setenv("REPLICATE_API_TOKEN", FAKE_TOKEN)
-    monkeypatch.setenv("OPENAI_BASE_URL", openai_fake.api_url)
-    monkeypatch.setenv("OPENAI_API_KEY", FAKE_OPENAI_KEY)
-    return replicate_fake
+def replicate_fake(live_fakes: LiveFakes) -> FakeReplicate:
+    return live_fakes.replicate
 
 
 def produce(tmp_path: Path, *args: str) -> tuple[int, str, str]:
@@ -115,7 +95,7 @@ def test_safety_block_is_never_retried_and_names_everything(
 
 
 def test_openai_structured_output_live(
-    replicate_fake: FakeReplicate, fakes: tuple[FakeReplicate, FakeOpenAI], tmp_path: Path
+    replicate_fake: FakeReplicate, live_fakes: LiveFakes, tmp_path: Path
 ) -> None:
     config = Path(__file__).resolve().parents[2] / "docs" / "examples" / "script.yaml"
     code, out, err = produce(
@@ -130,7 +110,7 @@ def test_openai_structured_output_live(
     assert code == 0, err
     ids = [a["id"] for a in json.loads(out)["artefacts"]]
     assert ids[:2] == ["script", "title"] and "narration[2]" in ids
-    assert fakes[1].count("responses") == 1
+    assert live_fakes.openai.count("responses") == 1
 
 
 def test_fake_server_command_prints_its_url_and_serves(tmp_path: Path) -> None:

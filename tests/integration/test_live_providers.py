@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +27,8 @@ from producers.testing.fakes import (
     FakeOpenAI,
     FakeReplicate,
     Fault,
-    ca_bundle_path,
 )
+from producers.testing.plugin import LiveFakes
 
 pytestmark = pytest.mark.integration
 
@@ -54,28 +53,14 @@ SCRIPT_SCHEMA = {
 }
 
 
-@pytest.fixture(scope="module")
-def replicate_fake() -> Iterator[FakeReplicate]:
-    with FakeReplicate() as fake:
-        yield fake
+@pytest.fixture
+def replicate_fake(live_fakes: LiveFakes) -> FakeReplicate:
+    return live_fakes.replicate
 
 
-@pytest.fixture(scope="module")
-def openai_fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI() as fake:
-        yield fake
-
-
-@pytest.fixture(autouse=True)
-def live_env(
-    monkeypatch: pytest.MonkeyPatch, replicate_fake: FakeReplicate, openai_fake: FakeOpenAI
-) -> None:
-    """Point the official variables at the fakes (how a user would), and reset them."""
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca_bundle_path()))
-    monkeypatch.setenv("REPLICATE_BASE_URL", replicate_fake.base_url)
-    monkeypatch.setenv("OPENAI_BASE_URL", openai_fake.base_url + "/v1")
-    replicate_fake.reset()
-    openai_fake.reset()
+@pytest.fixture
+def openai_fake(live_fakes: LiveFakes) -> FakeOpenAI:
+    return live_fakes.openai
 
 
 def live_context(store: Any = None, **options: Any) -> JobContext:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,6 +21,7 @@ from producers.testing.fakes import (
     Fault,
     ca_path,
 )
+from producers.testing.plugin import LiveFakes
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -91,29 +91,13 @@ def test_budget_refuses_before_anything_runs(tmp_path: Path) -> None:
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 
-@pytest.fixture(scope="module")
-def fakes() -> Iterator[tuple[FakeReplicate, FakeOpenAI]]:
-    with FakeReplicate() as replicate_fake, FakeOpenAI() as openai_fake:
-        yield replicate_fake, openai_fake
-
-
 @pytest.fixture
-def live(
-    fakes: tuple[FakeReplicate, FakeOpenAI], monkeypatch: pytest.MonkeyPatch
-) -> tuple[FakeReplicate, FakeOpenAI]:
-    replicate_fake, openai_fake = fakes
-    replicate_fake.reset()
-    openai_fake.reset()
-    monkeypatch.setenv("SSL_CERT_FILE", str(ca_path()))
-    monkeypatch.setenv("REPLICATE_BASE_URL", replicate_fake.base_url)
-    monkeypatch.setenv("REPLICATE_API_TOKEN", FAKE_TOKEN)
-    monkeypatch.setenv("OPENAI_BASE_URL", openai_fake.api_url)
-    monkeypatch.setenv("OPENAI_API_KEY", FAKE_OPENAI_KEY)
-    return replicate_fake, openai_fake
+def live(live_fakes: LiveFakes) -> LiveFakes:
+    return live_fakes
 
 
 def test_live_movie_survives_429_and_5xx_and_reuses_on_rerun(
-    live: tuple[FakeReplicate, FakeOpenAI], tmp_path: Path
+    live: LiveFakes, tmp_path: Path
 ) -> None:
     replicate_fake, openai_fake = live
     replicate_fake.inject(Fault.status(429, retry_after=0), route="create", times=2)
@@ -135,9 +119,7 @@ def test_live_movie_survives_429_and_5xx_and_reuses_on_rerun(
     assert again is not None and again["summary"]["done"] == 0
 
 
-def test_live_safety_block_on_one_image_finishes_the_rest(
-    live: tuple[FakeReplicate, FakeOpenAI], tmp_path: Path
-) -> None:
+def test_live_safety_block_on_one_image_finishes_the_rest(live: LiveFakes, tmp_path: Path) -> None:
     replicate_fake, _ = live
     replicate_fake.inject(Fault.nsfw(), route="create", path_contains="bytedance/seedream-4")
     code, data, err = movie(
