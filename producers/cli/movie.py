@@ -5,25 +5,36 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from producers.cli.console import err, fail, out, setup_logging
 from producers.cli.retry import RetryPolicy
 from producers.cli.runner import CliJobRunner, JobEvents
+from producers.cli.values import parse_pairs
+from producers.clients import default_client_registry
 from producers.pipeline.cost import CostEstimate, estimate
 from producers.pipeline.flow import MovieOutcome, make_movie
-from producers.pipeline.options import ROLES, ProducerOptions
+from producers.pipeline.options import ROLES, ProducerOptions, load_options
 from producers.pipeline.steps import JobSpec
-from producers.registry import ProviderRegistry
+from producers.registry import ProviderRegistry, default_registry
 from producers.sdk.artefacts import ProducerResult
-from producers.sdk.errors import ProviderError
+from producers.sdk.errors import (
+    ConfigurationError,
+    DeclarationError,
+    ProviderError,
+    UnknownModelError,
+)
 from producers.sdk.handler import HandlerDeps
 from producers.sdk.jobs import Mode
 from producers.sdk.runtime import close_clients
-from producers.storage.manifest import RunManifest
+from producers.storage import open_store
+from producers.storage.manifest import RunManifest, new_run_id
 
 
 @dataclass
@@ -190,3 +201,161 @@ def run(
 ) -> Any:
     """Run the movie on a fresh event loop (Ctrl-C cancels jobs at the provider)."""
     return asyncio.run(run_movie(settings, registry, deps, console))
+
+
+def movie_command(
+    topic: Annotated[str, typer.Option("--topic", help="What the movie explains.")],
+    segments: Annotated[
+        int, typer.Option("--segments", min=1, max=50, help="Number of segments.")
+    ] = 3,
+    options_file: Annotated[
+        list[Path],
+        typer.Option(
+            "--options", help="Producer options file (YAML or TOML), over the defaults; repeatable."
+        ),
+    ] = [],  # noqa: B006
+    set_: Annotated[
+        list[str],
+        typer.Option(
+            "--set",
+            help="Override ROLE.KEY=VALUE, e.g. image.model=replicate:google/nano-banana or video.enabled=true.",
+        ),
+    ] = [],  # noqa: B006
+    mode: Annotated[
+        str, typer.Option("--mode", help="mock (no keys, no network) or live.")
+    ] = "mock",
+    concurrency: Annotated[
+        list[str],
+        typer.Option(
+            "--concurrency", help="PROVIDER=N jobs in flight (default replicate=8, openai=4)."
+        ),
+    ] = [],  # noqa: B006
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Directory or s3://bucket/prefix (default: $TUTOPANDA_STORE, else ./tutopanda-store).",
+        ),
+    ] = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            "--budget", min=0, help="Refuse to start if the estimated cost in USD is higher."
+        ),
+    ] = None,
+    refresh: Annotated[
+        bool,
+        typer.Option(
+            "--refresh", help="Generate everything anew instead of reusing stored artefacts."
+        ),
+    ] = False,
+    refresh_role: Annotated[
+        list[str], typer.Option("--refresh-role", help="Generate this role anew (repeatable).")
+    ] = [],  # noqa: B006
+    retries: Annotated[
+        int, typer.Option("--retries", min=0, help="Retries of retryable errors per job.")
+    ] = 2,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Quiet; print one JSON object with the movie and every artefact."
+        ),
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log SDK events to stderr.")
+    ] = False,
+) -> None:
+    """Make a narrated explainer movie from a topic.
+
+    Script, image prompts, images, narration, music and (optionally) video clips, then an
+    MP4 with its timeline, all in the store; a second identical run reuses everything.
+    """
+    setup_logging(verbose)
+    if mode not in ("mock", "live"):
+        raise fail(f"--mode must be mock or live, not {mode!r}", 2)
+    bad_roles = sorted(set(refresh_role) - set(ROLES))
+    if bad_roles:
+        raise fail(
+            f"--refresh-role: unknown role(s) {', '.join(bad_roles)}; roles: {', '.join(ROLES)}", 2
+        )
+    try:
+        limits = {k: int(v) for k, v in parse_pairs(concurrency, option="--concurrency").items()}
+    except (TypeError, ValueError):
+        raise fail("--concurrency takes PROVIDER=N with N a whole number", 2) from None
+    if any(v < 1 for v in limits.values()):
+        raise fail("--concurrency must be at least 1", 2)
+    try:
+        options = load_options(options_file, set_)
+        registry = default_registry()
+        for role in ROLES:
+            registry.find(options.role(role).descriptor)
+        store_obj = open_store(store)
+    except (ProviderError, UnknownModelError, DeclarationError, ConfigurationError) as exc:
+        raise fail(str(exc), 2) from None
+    run_mode: Mode = "live" if mode == "live" else "mock"
+    settings = MovieSettings(
+        topic=topic,
+        segments=segments,
+        options=options,
+        mode=run_mode,
+        run_id=new_run_id("movie"),
+        retries=retries,
+        concurrency=limits,
+        budget=budget,
+        refresh=refresh,
+        refresh_roles=frozenset(refresh_role),
+        quiet=as_json,
+    )
+    deps = HandlerDeps(store=store_obj, clients=default_client_registry(), shared_clients={})
+    console = err if not as_json else Console(stderr=True, quiet=True)
+    try:
+        outcome, runner, cost, _manifest = run(settings, registry, deps, console)
+    except BudgetExceeded as exc:
+        raise fail(str(exc), 2) from None
+    except ProviderError as exc:
+        raise fail(str(exc), 1) from None
+    except KeyboardInterrupt:
+        raise fail(
+            "interrupted: in-flight predictions were canceled at the provider", 130
+        ) from None
+    manifest_uri = f"{store_obj.root_uri}/runs/{settings.run_id}/manifest.json"
+    if as_json:
+        out.print_json(
+            data={
+                "run_id": settings.run_id,
+                "movie": outcome.movie.uri if outcome.movie else None,
+                "timeline": outcome.timeline_blob.uri if outcome.timeline_blob else None,
+                "manifest": manifest_uri,
+                "summary": {
+                    "done": runner.counts["done"],
+                    "reused": runner.counts["reused"],
+                    "failed": len(outcome.failures),
+                    "skipped": len(outcome.skipped),
+                    "retries": runner.counts["retries"],
+                    "estimated_cost_usd": cost.total,
+                    "cost_usd": paid(outcome, runner),
+                },
+                "artefacts": [
+                    {**a.record(), "job": key}
+                    for key, r in outcome.results.items()
+                    for a in r.artefacts
+                ],
+                "failures": [{"job": key, **e.to_dict()} for key, e in outcome.failures.items()],
+                "skipped": outcome.skipped,
+            }
+        )
+    else:
+        err.print(f"estimated cost before the run:\n{cost.describe()}", highlight=False)
+        out.print(summary_table(outcome, runner, cost))
+        if outcome.movie is not None:
+            path = outcome.movie.uri
+            out.print(f"[bold green]movie:[/] {path}", highlight=False, soft_wrap=True)
+            if outcome.timeline_blob is not None:
+                out.print(f"timeline: {outcome.timeline_blob.uri}", highlight=False, soft_wrap=True)
+        out.print(
+            f"run {settings.run_id}: manifest {manifest_uri}", highlight=False, soft_wrap=True
+        )
+    if not outcome.ok:
+        for line in failure_lines(outcome):
+            err.print(f"[red]failed[/] {line}", highlight=False)
+        raise typer.Exit(1)
