@@ -1,0 +1,168 @@
+"""What the tutopanda hooks share: a connection turned into a secret resolver and client options.
+
+A hook owns one Airflow connection (password = the provider's key, host = an optional base
+URL) and hands ``producers`` what it needs: a :class:`SecretResolver` answering the
+provider's secret name, and client options (``base_url``). Secrets only ever come from the
+connection or, when the connection has no password, from the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Sequence
+from functools import cached_property
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
+
+from producers.sdk.secrets import SecretResolver, redact, register_secret
+
+PROBE_TIMEOUT = 10.0
+
+
+class ConnectionSecretResolver(SecretResolver):
+    """Answers exactly one secret name: the connection's password, else the environment."""
+
+    def __init__(self, name: str, value: str | None) -> None:
+        self.name = name
+        self._value = value or None
+
+    def lookup(self, name: str) -> str | None:
+        """The connection's secret for ``self.name``; None for any other name."""
+        if name != self.name:
+            return None
+        return self._value or os.environ.get(name) or None
+
+
+class ProducerHook(BaseHook):
+    """Base for the hooks that build ``producers`` clients from an Airflow connection.
+
+    Subclasses set the Airflow attributes (``conn_name_attr``, ``default_conn_name``,
+    ``conn_type``, ``hook_name``) plus ``secret_name`` (what the SDK's resolver is asked
+    for), ``base_url_env`` and ``default_base_url``.
+    """
+
+    secret_name: ClassVar[str]
+    base_url_env: ClassVar[str]
+    default_base_url: ClassVar[str]
+    provider: ClassVar[str]
+
+    def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id or self.default_conn_name
+        setattr(self, self.conn_name_attr, self.conn_id)
+
+    # -- the connection ---------------------------------------------------------------------
+
+    @cached_property
+    def connection(self) -> Any | None:
+        """The Airflow connection, or None when the default one is not defined at all.
+
+        A missing *default* connection means "configure from the environment"; a missing
+        connection that was asked for by name is an error.
+        """
+        try:
+            return self.get_connection(self.conn_id)
+        except AirflowNotFoundException:
+            if self.conn_id == self.default_conn_name:
+                return None
+            raise
+
+    @property
+    def extras(self) -> dict[str, Any]:
+        """The connection's extra, as a dict (empty without a connection)."""
+        conn = self.connection
+        return dict(conn.extra_dejson) if conn is not None else {}
+
+    def _password(self) -> str | None:
+        conn = self.connection
+        return (conn.password or None) if conn is not None else None
+
+    def _host(self) -> str | None:
+        conn = self.connection
+        host = (conn.host or "").strip() if conn is not None else ""
+        if host and "://" not in host:
+            host = f"https://{host}"
+        return host.rstrip("/") or None
+
+    def base_url(self) -> str | None:
+        """The base URL from the connection, or None (the client's default applies)."""
+        return self._host()
+
+    # -- what producers need ----------------------------------------------------------------
+
+    def secret_resolver(self) -> SecretResolver:
+        """A resolver giving ``secret_name`` from the connection (or the environment)."""
+        password = self._password()
+        if password:
+            register_secret(password)
+        return ConnectionSecretResolver(self.secret_name, password)
+
+    def client_options(self) -> dict[str, Any]:
+        """Options for the producers client factory: ``base_url`` when the connection sets one."""
+        base_url = self.base_url()
+        return {"base_url": base_url} if base_url else {}
+
+    def api_key(self) -> str:
+        """The key, registered for redaction; a ProviderError (auth_failed) when unset."""
+        return self.secret_resolver().require(self.secret_name)
+
+    # -- test_connection --------------------------------------------------------------------
+
+    def _effective_base_url(self) -> str:
+        return (
+            self.base_url() or os.environ.get(self.base_url_env) or self.default_base_url
+        ).rstrip("/")
+
+    def _probe(self, probes: Sequence[tuple[str, Collection[int]]]) -> tuple[bool, str]:
+        """GET each ``(path, ok statuses)`` in turn with the key; the first decisive answer wins.
+
+        An ok status means the key works; 401/403 that it does not. A 404 that is not ok
+        moves on to the next probe (a proxy or fake lacking that path). Messages name the
+        status, never the key.
+        """
+        import httpx
+
+        from producers.clients.base import ssl_context
+
+        try:
+            key = self.api_key()
+        except Exception as exc:
+            return False, redact(str(exc))
+        base = self._effective_base_url()
+        status = 0
+        url = base
+        ok = False
+        try:
+            with httpx.Client(
+                verify=ssl_context(),
+                timeout=PROBE_TIMEOUT,
+                headers={"Authorization": f"Bearer {key}"},
+                follow_redirects=True,
+            ) as client:
+                for path, ok_statuses in probes:
+                    url = f"{base}{path}"
+                    status = client.get(url).status_code
+                    ok = status in ok_statuses
+                    if ok or status != HTTPStatus.NOT_FOUND:
+                        break
+        except httpx.HTTPError as exc:
+            return False, redact(f"could not reach {self.hook_name} at {url}: {exc!r}")
+        answered = f"GET {url} answered {status} {_phrase(status)}".rstrip()
+        if ok:
+            return True, f"{self.hook_name}: authenticated ({answered})"
+        if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN):
+            return False, (
+                f"{self.hook_name} refused the credentials of connection {self.conn_id!r}: "
+                f"{answered}"
+            )
+        return False, f"{self.hook_name}: {answered}"
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
