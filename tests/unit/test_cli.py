@@ -104,7 +104,16 @@ def test_config_file_and_attachment(tmp_path: Path) -> None:
     assert payload["input"] == "In the tone of a pirate: volcanoes"
     bad = tmp_path / "bad.json"
     bad.write_text("{")
-    code, _, err = run("produce", "openai:gpt-5-mini", "--config", str(bad), "--set", "prompt=x", "--store", str(tmp_path / "s2"))
+    code, _, err = run(
+        "produce",
+        "openai:gpt-5-mini",
+        "--config",
+        str(bad),
+        "--set",
+        "prompt=x",
+        "--store",
+        str(tmp_path / "s2"),
+    )
     assert code == 2 and "not valid JSON" in err
 
 

@@ -1,0 +1,7 @@
+"""Extra links of the tutopanda provider."""
+
+from __future__ import annotations
+
+from airflow_provider_tutopanda.links.artefact import ArtefactLink
+
+__all__ = ["ArtefactLink"]

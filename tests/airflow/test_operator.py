@@ -1,0 +1,309 @@
+"""ProducerOperator under Airflow's own test runner (``dag.test()``), mock and live."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.airflow
+
+MODEL = "replicate:bytedance/seedream-4"
+OPENAI_MODEL = "openai:gpt-5-mini"
+
+DAG_FILE = """\
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import DAG
+
+from airflow_provider_tutopanda.operators import ProducerOperator
+
+with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2025, 1, 1), catchup=False) as dag:
+{tasks}
+"""
+
+
+@pytest.fixture
+def run_dag(airflow_db: Path, airflow_home: Path) -> Callable[..., dict[str, Any]]:
+    """Write a DAG file into the dags folder (``dag.test()`` syncs it from there), run it
+    with ``dag.test()``, and return its task instances and return values."""
+    dags = airflow_home / "dags"
+    dags.mkdir(exist_ok=True)
+
+    def run(dag_id: str, tasks: str) -> dict[str, Any]:
+        path = dags / f"{dag_id}.py"
+        path.write_text(DAG_FILE.format(dag_id=dag_id, tasks=textwrap.indent(tasks, "    ")))
+        spec = importlib.util.spec_from_file_location(f"tp_test_{dag_id}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        dag_run = module.dag.test()
+        return {"run": dag_run, "tis": _task_instances(dag_run), "xcom": _returns(dag_run)}
+
+    return run
+
+
+def _task_instances(dag_run: Any) -> dict[tuple[str, int], Any]:
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return {
+            (ti.task_id, ti.map_index): (ti.state, ti.try_number)
+            for ti in dag_run.get_task_instances(session=session)
+        }
+
+
+def _returns(dag_run: Any) -> dict[tuple[str, int], Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.key == "return_value",
+            )
+        ).all()
+        return {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in rows}
+
+
+def _exists(store: Path, uri: str) -> bool:
+    from producers.storage import open_store
+
+    return asyncio.run(open_store(str(store)).exists(uri))
+
+
+def _files(store: Path) -> set[str]:
+    return {str(p.relative_to(store)) for p in store.rglob("*") if p.is_file()}
+
+
+# -- mock mode --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["inline", "deferrable"])
+def test_mock_run_returns_small_records_then_reuses(
+    run_dag: Callable[..., dict[str, Any]], tmp_path: Path, deferrable: bool
+) -> None:
+    store = tmp_path / "store"
+    dag_id = f"tp_mock_{'deferred' if deferrable else 'inline'}"
+    tasks = f"""\
+ProducerOperator(
+    task_id="image", model={MODEL!r}, inputs={{"prompt": "a red panda"}},
+    store={str(store)!r}, deferrable={deferrable},
+)
+ProducerOperator(
+    task_id="text", model={OPENAI_MODEL!r}, inputs={{"prompt": "a story"}},
+    store={str(store)!r}, deferrable={deferrable},
+)
+ProducerOperator.partial(
+    task_id="many", model={MODEL!r}, store={str(store)!r}, deferrable={deferrable},
+).expand(inputs=[{{"prompt": "one"}}, {{"prompt": "two"}}])
+"""
+    first = run_dag(dag_id, tasks)
+    assert first["run"].state == "success", first["tis"]
+    keys = {("image", -1), ("text", -1), ("many", 0), ("many", 1)}
+    assert set(first["xcom"]) == keys
+    for records in first["xcom"].values():
+        assert records, "every task returns at least one artefact record"
+        assert len(json.dumps(records)) < 20_000, "XCom carries records, never blobs"
+        for record in records:
+            assert {"id", "uri", "sha256", "mime_type"} <= set(record)
+            assert _exists(store, record["uri"])
+    before = _files(store)
+
+    second = run_dag(dag_id, tasks)
+    assert second["run"].state == "success", second["tis"]
+    assert _files(store) == before, "a re-run with unchanged inputs makes no new artefact"
+    for key in keys:
+        assert [r["sha256"] for r in second["xcom"][key]] == [
+            r["sha256"] for r in first["xcom"][key]
+        ]
+
+
+def test_bad_model_id_fails_at_parse_time() -> None:
+    from airflow_provider_tutopanda.operators import ProducerOperator
+
+    with pytest.raises(ValueError, match="provider:model"):
+        ProducerOperator(task_id="bad", model="seedream-4")
+    with pytest.raises(ValueError, match="mode"):
+        ProducerOperator(task_id="bad_mode", model=MODEL, mode="paid")
+
+
+def test_defaults_pool_retry_policy_and_trigger_serializes() -> None:
+    from airflow_provider_tutopanda.operators import ProducerOperator
+    from airflow_provider_tutopanda.pools import pool_for
+    from airflow_provider_tutopanda.retry import ProviderErrorRetryPolicy
+    from airflow_provider_tutopanda.triggers import ProducerTrigger
+
+    op = ProducerOperator(task_id="op", model=MODEL)
+    assert op.pool == pool_for("replicate")
+    assert isinstance(op.retry_policy, ProviderErrorRetryPolicy)
+    path, kwargs = ProducerTrigger(
+        request={"descriptor": {"provider": "replicate", "model": "m"}}, handle={}, store="s"
+    ).serialize()
+    assert path == "airflow_provider_tutopanda.triggers.producer.ProducerTrigger"
+    json.dumps(kwargs)  # plain kwargs only
+
+
+def test_artefact_link_points_at_the_first_uri() -> None:
+    from airflow_provider_tutopanda.links.artefact import first_artefact_uri
+
+    assert first_artefact_uri([{"uri": "file:///a.png"}, {"uri": "file:///b.png"}]) == (
+        "file:///a.png"
+    )
+    assert first_artefact_uri(None) == ""
+
+
+# -- live mode against the fake Replicate -----------------------------------------------------
+
+
+@pytest.fixture
+def live_replicate(live_fakes: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The fake Replicate, its token given only through the Airflow connection."""
+    from producers.testing.fakes import FAKE_TOKEN
+
+    monkeypatch.delenv("REPLICATE_API_TOKEN", raising=False)
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_REPLICATE_DEFAULT",
+        json.dumps({"conn_type": "replicate", "password": FAKE_TOKEN}),
+    )
+    return live_fakes.replicate
+
+
+def _live_task(store: Path, deferrable: bool = False) -> str:
+    return f"""\
+ProducerOperator(
+    task_id="image", model={MODEL!r}, inputs={{"prompt": "a red panda"}}, mode="live",
+    store={str(store)!r}, retries=2, retry_delay=timedelta(0), poll_interval=0.01,
+    deferrable={deferrable},
+)
+"""
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["inline", "deferrable"])
+def test_live_retryable_fault_resumes_the_same_prediction(
+    run_dag: Callable[..., dict[str, Any]],
+    live_replicate: Any,
+    tmp_path: Path,
+    deferrable: bool,
+) -> None:
+    from producers.testing.fakes import Fault
+
+    live_replicate.inject(Fault.status(503), route="get")
+    result = run_dag(f"tp_live_retry_{int(deferrable)}", _live_task(tmp_path / "s", deferrable))
+    assert result["run"].state == "success", result["tis"]
+    _, try_number = result["tis"][("image", -1)]
+    assert try_number == 2, "Airflow retried the task once"
+    assert live_replicate.count("create") == 1, "the retry resumed, it did not pay twice"
+    (record,) = result["xcom"][("image", -1)]
+    assert _exists(tmp_path / "s", record["uri"])
+
+
+def test_live_safety_block_fails_at_once_with_the_full_message(
+    run_dag: Callable[..., dict[str, Any]],
+    live_replicate: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow_provider_tutopanda.operators import ProducerFailed, ProducerOperator
+    from producers.testing.fakes import Fault
+
+    raised: list[BaseException] = []
+    original = ProducerOperator.execute
+
+    def spy(self: ProducerOperator, context: Any) -> Any:
+        try:
+            return original(self, context)
+        except Exception as error:
+            raised.append(error)
+            raise
+
+    monkeypatch.setattr(ProducerOperator, "execute", spy)
+    live_replicate.inject(Fault.nsfw(), route="get")
+    result = run_dag("tp_live_nsfw", _live_task(tmp_path / "s"))
+    assert result["run"].state == "failed"
+    state, try_number = result["tis"][("image", -1)]
+    assert (state, try_number) == ("failed", 1), "no retry for a safety block"
+    assert live_replicate.count("create") == 1
+    (error,) = raised
+    assert isinstance(error, ProducerFailed)
+    message = str(error)
+    assert error.error.code.value in message
+    for part in ("replicate:bytedance/seedream-4", "producer", "a red panda", error.error.reason):
+        assert part in message
+
+
+# -- the trigger ------------------------------------------------------------------------------
+
+
+class _Handler:
+    """A stand-in handler whose polls answer from a script."""
+
+    mode = "live"
+
+    def __init__(self, answers: list[Any]) -> None:
+        self.answers = answers
+
+    async def poll(self, request: Any, handle: Any) -> Any:
+        answer = self.answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def _trigger_events(monkeypatch: pytest.MonkeyPatch, answers: list[Any]) -> tuple[list, list]:
+    from airflow_provider_tutopanda.triggers import jobs
+    from airflow_provider_tutopanda.triggers.producer import ProducerTrigger
+
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    original = jobs.wait_until_done
+    monkeypatch.setattr(
+        jobs, "wait_until_done", lambda h, r, hd, p: original(h, r, hd, p, sleep=sleep)
+    )
+
+    async def handler(self: ProducerTrigger) -> tuple[Any, Any, Any]:
+        return _Handler(answers), None, None
+
+    monkeypatch.setattr(ProducerTrigger, "_handler", handler)
+    trigger = ProducerTrigger(request={}, handle={"job_id": "j"}, store="s", poll_interval=1.0)
+
+    async def collect() -> list[Any]:
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(collect()), slept
+
+
+def test_trigger_waits_out_a_rate_limit_then_reports_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    from producers.sdk.errors import ProviderError
+    from producers.sdk.jobs import JobState, JobStatus
+
+    answers = [
+        JobStatus(state=JobState.RUNNING),
+        ProviderError("rate_limited", "slow down", retry_after=9),
+        JobStatus(state=JobState.SUCCEEDED),
+    ]
+    events, slept = _trigger_events(monkeypatch, answers)
+    assert [e.payload["status"] for e in events] == ["done"]
+    assert slept == [1.0, 9]
+
+
+def test_trigger_reports_a_failure_as_one_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
+    from producers.sdk.errors import ProviderError
+
+    events, _ = _trigger_events(monkeypatch, [ProviderError("safety_blocked", "nsfw")])
+    (event,) = events
+    assert event.payload["status"] == "error"
+    assert event.payload["error"]["code"] == "safety_blocked"
