@@ -18,7 +18,7 @@ setup:  ## Install uv if missing, then the locked environment into .venv/
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	$(UV) sync --locked --all-extras
 
-test: setup  ## Run the test suite (unit + integration), as CI does
+test: setup  ## Run the test suite (unit, integration, airflow), as CI does
 	$(BIN)/pytest -q
 
 test-unit: setup  ## Run the fast unit tests only
@@ -36,7 +36,7 @@ format: setup  ## Apply ruff's fixes and formatting
 movie: setup  ## The main job: a narrated explainer movie in mock mode (no keys, no network)
 	$(BIN)/tutopanda movie --topic "$(TOPIC)" --segments $(SEGMENTS) --mode mock --store $(STORE)
 
-demo: setup  ## Single producers in mock mode: a script, an image, a narration
+demo: setup  ## Single producers in mock mode: a script, then an image
 	$(BIN)/tutopanda produce openai:gpt-5-mini --config docs/examples/script.yaml \
 		--set prompt="How volcanoes work" --store $(STORE)
 	$(BIN)/tutopanda produce replicate:bytedance/seedream-4 --store $(STORE) \
