@@ -1,0 +1,120 @@
+"""The ``tutopanda_movie`` DAG: it parses fast and light, and makes a real MP4 in mock mode."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.airflow
+
+DAG_SOURCE = Path(__file__).resolve().parents[2] / "dags" / "tutopanda_movie.py"
+PAUSE = 0.5
+
+
+def test_dag_parses_without_import_errors(airflow_home: Path) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAG_SOURCE))
+    assert bag.import_errors == {}
+    dag = bag.dags.get("tutopanda_movie")
+    assert dag is not None
+    assert set(dag.task_ids) == {
+        "script", "segment_indexes", "image_prompt", "image", "narration", "music", "assemble",
+    }  # fmt: skip
+    assert type(dag.timetable).__name__ == "NullTimetable", "no schedule for now"
+    for name in ("topic", "segments", "mode", "refresh", "budget", "script_model",
+                 "image_model", "narration_model", "music_model"):  # fmt: skip
+        param = dag.params.get_param(name)
+        assert {"type", "title"} <= set(param.schema) and param.description, name
+    assert dag.params["segments"] == 3
+    assert dag.params["mode"] == "mock"
+    for task_id in ("script", "image_prompt", "image", "narration", "music"):
+        task = dag.get_task(task_id)
+        assert task.pool.startswith("tutopanda_"), task_id
+        assert task.retries == 2, task_id
+    assert [o.name for o in dag.get_task("assemble").outlets] == ["tutopanda_movie"]
+
+
+def test_parsing_imports_no_sdk_nor_client(airflow_home: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import json, runpy, sys, time
+        import airflow.sdk
+        start = time.perf_counter()
+        runpy.run_path({str(DAG_SOURCE)!r})
+        seconds = time.perf_counter() - start
+        heavy = sorted(m for m in sys.modules
+                       if m.split(".")[0] in ("producers", "openai", "replicate", "boto3"))
+        print(json.dumps({{"heavy": heavy, "seconds": seconds}}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["heavy"] == []
+    assert report["seconds"] < 2.0, "the DAG file parses fast (airflow already imported)"
+
+
+def _probe(store: Path, uri: str) -> Any:
+    from producers.sdk.media import probe
+    from producers.storage import open_store
+
+    return probe(asyncio.run(open_store(str(store)).local_path(uri)))
+
+
+def _returns(dag_run: Any) -> dict[tuple[str, int], Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.key == "return_value",
+            )
+        ).all()
+        return {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in rows}
+
+
+def test_mock_movie_has_video_audio_and_the_narration_length(
+    airflow_db: Path, airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = tmp_path / "store"
+    monkeypatch.setenv("TUTOPANDA_STORE", str(store))
+    dags = airflow_home / "dags"
+    dags.mkdir(exist_ok=True)
+    path = dags / DAG_SOURCE.name
+    shutil.copy(DAG_SOURCE, path)
+    spec = importlib.util.spec_from_file_location("tp_test_tutopanda_movie", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    dag_run = module.dag.test(run_conf={"topic": "Why is the sky blue?", "segments": 2})
+    assert dag_run.state == "success"
+
+    xcom = _returns(dag_run)
+    assert {k for k in xcom if k[0] in ("image", "narration", "image_prompt")} == {
+        (task, i) for task in ("image", "narration", "image_prompt") for i in (0, 1)
+    }
+    for value in xcom.values():
+        assert len(json.dumps(value)) < 20_000, "XCom carries records, never blobs"
+    result = xcom[("assemble", -1)]
+    movie = _probe(store, result["movie"])
+    assert movie.has_video and movie.has_audio
+    narrations = [_probe(store, xcom[("narration", i)]["uri"]).duration_seconds for i in (0, 1)]
+    expected = sum(narrations) + PAUSE * len(narrations)
+    assert movie.duration_seconds == pytest.approx(expected, abs=0.2)
+    assert result["duration"] == pytest.approx(expected, abs=0.01)
