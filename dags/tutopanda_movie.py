@@ -16,6 +16,7 @@ from airflow.sdk import DAG, Asset, Param, task
 
 from airflow_provider_tutopanda import movie_tasks
 from airflow_provider_tutopanda.pools import pool_for
+from airflow_provider_tutopanda.retry import retry_policy_for
 
 MOVIE = Asset(name="tutopanda_movie")
 RETRIES = 2
@@ -23,8 +24,15 @@ MODELS = movie_tasks.default_models()
 
 
 def _provider_task(role: str, **kwargs: object):
-    """``@task`` for a job of ``role``: its provider's pool (the default model's) and retries."""
-    return task(pool=pool_for(movie_tasks.provider_of(role)), retries=RETRIES, **kwargs)
+    """``@task`` for a job of ``role``: its provider's pool (the default model's), retries,
+    and the provider's retry policy (a safety block fails at once, a 429 waits its delay)."""
+    provider = movie_tasks.provider_of(role)
+    return task(
+        pool=pool_for(provider),
+        retries=RETRIES,
+        retry_policy=retry_policy_for(provider),
+        **kwargs,
+    )
 
 
 def _model_param(role: str, title: str) -> Param:

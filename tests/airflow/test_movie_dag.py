@@ -41,6 +41,7 @@ def test_dag_parses_without_import_errors(airflow_home: Path) -> None:
         task = dag.get_task(task_id)
         assert task.pool.startswith("tutopanda_"), task_id
         assert task.retries == 2, task_id
+        assert type(task.retry_policy).__name__ == "ProviderErrorRetryPolicy", task_id
     assert [o.name for o in dag.get_task("assemble").outlets] == ["tutopanda_movie"]
 
 
