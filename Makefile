@@ -9,7 +9,7 @@ STORE ?= tutopanda-store
 TOPIC ?= How volcanoes work
 SEGMENTS ?= 3
 
-.PHONY: help setup test test-unit lint format movie demo bench clean
+.PHONY: help setup test test-unit lint format movie movie-cli demo bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -33,7 +33,11 @@ format: setup  ## Apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-movie: setup  ## The main job: a narrated explainer movie in mock mode (no keys, no network)
+movie: setup  ## The main job: the tutopanda_movie DAG on an embedded Airflow (SQLite), mock mode
+	TUTOPANDA_STORE=$(STORE) $(BIN)/python -m airflow_provider_tutopanda.run_local \
+		--topic "$(TOPIC)" --segments $(SEGMENTS) --mode mock
+
+movie-cli: setup  ## The same movie with the CLI client (no Airflow), mock mode
 	$(BIN)/tutopanda movie --topic "$(TOPIC)" --segments $(SEGMENTS) --mode mock --store $(STORE)
 
 demo: setup  ## Single producers in mock mode: a script, then an image
@@ -52,4 +56,4 @@ bench: setup  ## Benchmarks, not tests (~3 min): SDK overhead vs bare httpx, 512
 	@$(BIN)/python -m benchmarks.summary $(BENCH_OUT)/sdk_overhead.json $(BENCH_OUT)/download_memory.json
 
 clean:  ## Remove the local store and caches (not .venv)
-	rm -rf $(STORE) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(STORE) .airflow .pytest_cache .mypy_cache .ruff_cache

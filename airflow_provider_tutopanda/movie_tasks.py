@@ -13,6 +13,7 @@ Callables return small JSON records (URIs, ids, texts, durations), never blobs.
 from __future__ import annotations
 
 import importlib.util
+import re
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -238,4 +239,27 @@ def assemble(
         return stored_timeline.uri, movie.uri
 
     timeline_uri, movie_uri = _run(both())
-    return {"movie": movie_uri, "timeline": timeline_uri, "duration": timeline.duration}
+    outputs = {"movie": movie_uri, "timeline": timeline_uri, "duration": timeline.duration}
+    _run(_write_manifest(store, outputs))
+    return outputs
+
+
+def manifest_run_id(dag_run_id: str) -> str:
+    """The store's run id for an Airflow run (store names allow ``[A-Za-z0-9._-]``)."""
+    return "airflow-" + re.sub(r"[^A-Za-z0-9._-]", "-", dag_run_id)
+
+
+async def _write_manifest(store: Any, outputs: dict[str, Any]) -> None:
+    from airflow.sdk import get_current_context
+
+    from producers.storage.manifest import RunManifest
+
+    context = get_current_context()
+    manifest = RunManifest(
+        run_id=manifest_run_id(str(context["run_id"])),
+        client="airflow",
+        command=str(context["dag"].dag_id),
+        parameters=dict(context["params"]),
+        outputs=outputs,
+    )
+    await manifest.save(store)
