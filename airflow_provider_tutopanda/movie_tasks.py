@@ -136,11 +136,46 @@ def _duration(uri: str) -> float:
     return seconds
 
 
+def check_budget(params: dict[str, Any]) -> float:
+    """Price the whole movie from the model declarations (no provider call); fail the task
+    at once, before anything is paid, when a ``budget`` param is set and the estimate is over.
+
+    Returns the estimate in US dollars.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_provider_tutopanda.operators.producer import _run
+    from producers.pipeline.cost import estimate
+    from producers.registry import default_registry
+    from producers.sdk.definition import Prepared
+    from producers.sdk.handler import HandlerDeps
+    from producers.storage.memory import MemoryStore
+
+    registry = default_registry()
+    deps = HandlerDeps(store=MemoryStore())
+
+    async def prepare(spec: JobSpec) -> Prepared:
+        # Pricing needs the mapped payload only: the mock handler prepares the same payload
+        # with no key and no network.
+        request = spec.request(mode="mock")
+        return await registry.resolve(request.descriptor, "mock", deps).prepare(request)
+
+    cost = _run(estimate(options_from(params), params["topic"], int(params["segments"]), prepare))
+    budget = params.get("budget")
+    if budget is not None and cost.total > float(budget):
+        raise AirflowFailException(
+            f"the estimated cost ${cost.total:,.4f} is over the budget ${float(budget):,.4f}; "
+            f"nothing was run\n{cost.describe()}"
+        )
+    return cost.total
+
+
 def script() -> dict[str, Any]:
-    """The Script job: ``{"script": {title, segments}, "uri"}``."""
+    """The Script job: ``{"script": {title, segments}, "uri", "estimated_cost_usd"}``."""
     from producers.pipeline.steps import parse_script, script_job
 
     params = _params()
+    estimated = check_budget(params)
     segments = int(params["segments"])
     spec = script_job(options_from(params), params["topic"], segments)
     artefacts = run_spec(spec, params)
@@ -148,6 +183,7 @@ def script() -> dict[str, Any]:
     return {
         "script": parsed.model_dump(mode="json"),
         "uri": artefacts[0].uri,
+        "estimated_cost_usd": estimated,
     }
 
 

@@ -119,3 +119,32 @@ def test_mock_movie_has_video_audio_and_the_narration_length(
     expected = sum(narrations) + PAUSE * len(narrations)
     assert movie.duration_seconds == pytest.approx(expected, abs=0.2)
     assert result["duration"] == pytest.approx(expected, abs=0.01)
+
+
+def test_a_budget_below_the_estimate_fails_before_anything_is_paid(
+    airflow_db: Path, airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.utils.session import create_session
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("TUTOPANDA_STORE", str(store))
+    dags = airflow_home / "dags"
+    dags.mkdir(exist_ok=True)
+    path = dags / DAG_SOURCE.name
+    shutil.copy(DAG_SOURCE, path)
+    spec = importlib.util.spec_from_file_location("tp_test_tutopanda_movie_budget", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    dag_run = module.dag.test(run_conf={"topic": "Tides", "segments": 2, "budget": 0.01})
+    assert dag_run.state == "failed"
+    with create_session() as session:
+        states = {
+            ti.task_id: (ti.state, ti.try_number)
+            for ti in dag_run.get_task_instances(session=session)
+        }
+    assert states["script"] == ("failed", 1)  # failed at once, not retried
+    assert not (store / "blobs").exists() or not any(
+        p.is_file() for p in (store / "blobs").rglob("*")
+    )
