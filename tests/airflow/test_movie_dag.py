@@ -89,19 +89,25 @@ def _returns(dag_run: Any) -> dict[tuple[str, int], Any]:
         return {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in rows}
 
 
+def _load_dag(airflow_home: Path, module_name: str) -> Any:
+    """Copy the DAG file into the dags folder (``dag.test()`` syncs it from there); import it."""
+    dags = airflow_home / "dags"
+    dags.mkdir(exist_ok=True)
+    path = dags / DAG_SOURCE.name
+    shutil.copy(DAG_SOURCE, path)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_mock_movie_has_video_audio_and_the_narration_length(
     airflow_db: Path, airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = tmp_path / "store"
     monkeypatch.setenv("TUTOPANDA_STORE", str(store))
-    dags = airflow_home / "dags"
-    dags.mkdir(exist_ok=True)
-    path = dags / DAG_SOURCE.name
-    shutil.copy(DAG_SOURCE, path)
-    spec = importlib.util.spec_from_file_location("tp_test_tutopanda_movie", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_dag(airflow_home, "tp_test_tutopanda_movie")
 
     dag_run = module.dag.test(run_conf={"topic": "Why is the sky blue?", "segments": 2})
     assert dag_run.state == "success"
@@ -128,14 +134,7 @@ def test_a_budget_below_the_estimate_fails_before_anything_is_paid(
 
     store = tmp_path / "store"
     monkeypatch.setenv("TUTOPANDA_STORE", str(store))
-    dags = airflow_home / "dags"
-    dags.mkdir(exist_ok=True)
-    path = dags / DAG_SOURCE.name
-    shutil.copy(DAG_SOURCE, path)
-    spec = importlib.util.spec_from_file_location("tp_test_tutopanda_movie_budget", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _load_dag(airflow_home, "tp_test_tutopanda_movie_budget")
 
     dag_run = module.dag.test(run_conf={"topic": "Tides", "segments": 2, "budget": 0.01})
     assert dag_run.state == "failed"
