@@ -163,14 +163,9 @@ async def run_movie(
     if outcome.timeline_blob is not None:
         manifest.outputs["timeline"] = outcome.timeline_blob.uri
     manifest.outputs["estimated_cost_usd"] = cost.total
-    manifest.outputs["cost_usd"] = paid(outcome, runner)
+    manifest.outputs["cost_usd"] = runner.paid_usd
     await manifest.save(deps.store)
     return outcome, runner, cost, manifest
-
-
-def paid(outcome: MovieOutcome, runner: CliJobRunner) -> float:
-    """What this run paid: the actual cost of every job that was not reused."""
-    return round(sum(r.diagnostics.cost_usd or 0.0 for r in outcome.results.values()), 6)
 
 
 def summary_table(outcome: MovieOutcome, runner: CliJobRunner, cost: CostEstimate) -> Table:
@@ -182,7 +177,7 @@ def summary_table(outcome: MovieOutcome, runner: CliJobRunner, cost: CostEstimat
     table.add_row("skipped", str(len(outcome.skipped)))
     table.add_row("retries", str(runner.counts["retries"]))
     table.add_row("estimated cost", f"${cost.total:,.4f}" + (" + unknown" if cost.unknown else ""))
-    table.add_row("paid", f"${paid(outcome, runner):,.4f}")
+    table.add_row("paid", f"${runner.paid_usd:,.4f}")
     return table
 
 
@@ -333,7 +328,7 @@ def movie_command(
                     "skipped": len(outcome.skipped),
                     "retries": runner.counts["retries"],
                     "estimated_cost_usd": cost.total,
-                    "cost_usd": paid(outcome, runner),
+                    "cost_usd": runner.paid_usd,
                 },
                 "artefacts": [
                     {**a.record(), "job": key}

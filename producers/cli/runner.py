@@ -66,6 +66,8 @@ class CliJobRunner:
     refresh_roles: frozenset[str] = frozenset()
     events: JobEvents = field(default_factory=JobEvents)
     counts: Counter[str] = field(default_factory=Counter)
+    #: What the jobs this runner ran paid (reused jobs cost nothing again).
+    paid_usd: float = 0.0
 
     def __post_init__(self) -> None:
         limits = {**DEFAULT_CONCURRENCY, **self.concurrency}
@@ -119,6 +121,7 @@ class CliJobRunner:
                 self.events.on_fail(spec, error)
                 raise
         await reuse.remember(store, fingerprint, self.mode, result)
+        self.paid_usd = round(self.paid_usd + (result.diagnostics.cost_usd or 0.0), 6)
         self.counts["done"] += 1
         self.events.on_done(spec, result, False)
         return result
