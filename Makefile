@@ -18,6 +18,10 @@ setup:  ## Install uv if missing, then the locked environment into .venv/
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
 	$(UV) sync --locked --all-extras
 
+.PHONY: install-system
+install-system:  ## Install the locked `airflow` extra and tutopanda into the `python` on PATH, no .venv (docker/Dockerfile runs this)
+	uv export --locked --extra airflow --no-dev --no-emit-project --quiet --output-file /tmp/tutopanda-requirements.txt && uv pip install --python python --requirement /tmp/tutopanda-requirements.txt .
+
 test: setup  ## Run the test suite (unit, integration, airflow), as CI does
 	$(BIN)/pytest -q
 
