@@ -308,6 +308,25 @@ class FakeReplicate(FakeServer):
         with self._lock:
             return self._json(self._predictions[prediction_id])
 
+    def max_in_flight(self) -> int:
+        """The most predictions that were running at once (created, not yet finished or
+        canceled), over every prediction since the last reset: what a client's concurrency
+        limit bounds. A prediction ending as another starts does not count as overlapping."""
+        with self._lock:
+            spans = [
+                (
+                    p.created,
+                    p.completed if p.status == "canceled" and p.completed else p.finishes_at,
+                )
+                for p in self._predictions.values()
+            ]
+        events = sorted([(end, -1) for _, end in spans] + [(start, 1) for start, _ in spans])
+        running = peak = 0
+        for _, step in events:
+            running += step
+            peak = max(peak, running)
+        return peak
+
     @property
     def prediction_ids(self) -> list[str]:
         """Ids of the predictions created, oldest first."""
