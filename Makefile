@@ -57,7 +57,14 @@ bench: setup  ## Benchmarks, not tests (~3 min): SDK overhead vs bare httpx, 512
 	$(BIN)/python -m benchmarks.sdk_overhead --json $(BENCH_OUT)/sdk_overhead.json
 	$(BIN)/python -m benchmarks.download_memory --json $(BENCH_OUT)/download_memory.json
 	$(BIN)/python -m benchmarks.movie_concurrency --json $(BENCH_OUT)/movie_concurrency.json
+	$(BIN)/python -m benchmarks.dag_parse --runs 9 --json $(BENCH_OUT)/dag_parse.json
+	$(BIN)/python -m benchmarks.airflow_deferral --quick --json $(BENCH_OUT)/airflow_deferral_quick.json
 	@$(BIN)/python -m benchmarks.summary $(BENCH_OUT)/sdk_overhead.json $(BENCH_OUT)/download_memory.json
+
+.PHONY: bench-airflow
+bench-airflow: setup  ## Airflow deferral benchmark, full size (~13 min; needs PostgreSQL): 40 image tasks of 30 s on 2 slots
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/python -m benchmarks.airflow_deferral --json $(BENCH_OUT)/airflow_deferral.json
 
 clean:  ## Remove the local store and caches (not .venv)
 	rm -rf $(STORE) .airflow .pytest_cache .mypy_cache .ruff_cache
