@@ -1,19 +1,18 @@
-"""The task callables of the ``tutopanda_movie`` DAG: the CLI's movie flow, one task per job.
+"""What the movie DAGs share at run time: options and topics from the params, the budget
+check, the segment list, assembly and the run manifest.
 
-Each provider-calling callable builds its :class:`~producers.pipeline.steps.JobSpec` with the
-pipeline's own step functions and runs it through :func:`run_spec`, i.e. through
-:meth:`ProducerOperator.execute <airflow_provider_tutopanda.operators.ProducerOperator.execute>`
-(reuse, resume from the task state store, provider retry policy), inline.
-
-Parsing a DAG file imports this module, so nothing from ``producers`` (nor any provider
-client) is imported at its top level; every callable imports what it needs when it runs.
-Callables return small JSON records (URIs, ids, texts, durations), never blobs.
+The provider jobs themselves are :class:`~airflow_provider_tutopanda.operators.movie.MovieJobOperator`
+tasks (the pipeline's own step functions build each job). Parsing a DAG file imports this
+module, so nothing from ``producers`` (nor any provider client) is imported at its top level;
+every function imports what it needs when it runs. Tasks return small JSON records (URIs,
+ids, texts, durations), never blobs.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,17 +20,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from producers.pipeline.options import ProducerOptions
     from producers.pipeline.steps import JobSpec, Script
-    from producers.sdk.artefacts import Artefact
 
-#: The roles whose model is a DAG param, and the param naming each.
-MODEL_PARAMS = {
-    "script": "script_model",
-    "image": "image_model",
-    "narration": "narration_model",
-    "music": "music_model",
-}
+#: The roles whose model is a DAG param (``<role>_model``; the pool policy reads the same).
+ROLES = ("script", "image_prompt", "image", "narration", "music", "video")
+MODEL_PARAMS = {role: f"{role}_model" for role in ROLES}
 #: Seconds of silence after each narration (as in the CLI's flow).
 PAUSE_SECONDS = 0.5
+#: The topics file of the scheduled DAG: ``$TUTOPANDA_TOPICS``, else ``topics.txt`` beside it.
+TOPICS_ENV = "TUTOPANDA_TOPICS"
 
 
 # -- parse time: no producers import ------------------------------------------------------------
@@ -60,45 +56,79 @@ def provider_of(role: str) -> str:
 # -- run time -----------------------------------------------------------------------------------
 
 
-def options_from(params: dict[str, Any]) -> ProducerOptions:
-    """The default producer options with each role's model from the DAG params."""
+def options_from(params: Mapping[str, Any]) -> ProducerOptions:
+    """The default producer options, then the ``options`` param (``ROLE.KEY=VALUE``), then
+    each role's model param and the ``video`` switch."""
     from producers.pipeline.options import load_options
 
-    overrides = [
+    overrides = [str(item) for item in params.get("options") or ()]
+    overrides += [
         f"{role}.model={params[name]}" for role, name in MODEL_PARAMS.items() if params.get(name)
     ]
+    if params.get("video") is not None:
+        overrides.append(f"video.enabled={'true' if params['video'] else 'false'}")
     return load_options(overrides=overrides)
 
 
-def _params() -> dict[str, Any]:
-    from airflow.sdk import get_current_context
+def read_topics(path: Path) -> list[tuple[str | None, str]]:
+    """The topics file: one topic a line, optionally ``YYYY-MM-DD: topic``; ``#`` comments.
 
-    return dict(get_current_context()["params"])
+    Returns ``(date or None, topic)`` pairs in file order.
+    """
+    topics: list[tuple[str | None, str]] = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        dated = re.fullmatch(r"(\d{4}-\d{2}-\d{2})\s*:\s*(.+)", line)
+        if dated:
+            topics.append((dated.group(1), dated.group(2).strip()))
+        else:
+            topics.append((None, line))
+    if not topics:
+        raise ValueError(f"{path} has no topic (one a line, '#' for comments)")
+    return topics
 
 
-def run_spec(spec: JobSpec, params: dict[str, Any]) -> list[Artefact]:
-    """Run one job as :class:`ProducerOperator` does (inline) in the current task."""
-    from airflow.sdk import get_current_context
+def topic_for_date(path: Path, day: str) -> str:
+    """The topic of ``day`` (``YYYY-MM-DD``): its dated line if there is one, else the undated
+    lines in turn, one a day (the same day always gets the same topic: backfills are stable)."""
+    from datetime import date
 
-    from airflow_provider_tutopanda.operators.producer import ProducerOperator
-    from producers.sdk.artefacts import Artefact
+    topics = read_topics(path)
+    for when, topic in topics:
+        if when == day:
+            return topic
+    undated = [topic for when, topic in topics if when is None]
+    if not undated:
+        raise ValueError(f"{path} has no line for {day} and no undated topic")
+    return undated[date.fromisoformat(day).toordinal() % len(undated)]
 
-    context = get_current_context()
-    operator = ProducerOperator(
-        task_id=context["ti"].task_id,
-        model=spec.model_id,
-        inputs=spec.inputs,
-        custom=spec.custom,
-        config=spec.config,
-        attachments=spec.attachments,
-        produces=spec.produces,
-        mode=params["mode"],
-        store=store_uri(),
-        refresh=bool(params.get("refresh")) or spec.refresh,
-        deferrable=False,
-    )
-    records = operator.execute(context)
-    return [Artefact.model_validate(record) for record in records]
+
+def topics_file(params: Mapping[str, Any]) -> Path:
+    """The ``topics_file`` param, else ``$TUTOPANDA_TOPICS``, else ``topics.txt`` of the DAGs."""
+    import os
+
+    explicit = params.get("topics_file") or os.environ.get(TOPICS_ENV)
+    if explicit:
+        return Path(str(explicit)).expanduser()
+    from airflow.sdk import conf
+
+    return Path(conf.get("core", "dags_folder")).expanduser() / "topics.txt"
+
+
+def topic_of(context: Mapping[str, Any]) -> str:
+    """The run's topic: the ``topic`` param, else the topics file's line for the run's date."""
+    params = context["params"]
+    topic = str(params.get("topic") or "").strip()
+    if topic:
+        return topic
+    when = context.get("logical_date") or context.get("data_interval_start")
+    if when is None:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException("no topic: set the topic param (this run has no date)")
+    return topic_for_date(topics_file(params), when.strftime("%Y-%m-%d"))
 
 
 def store_uri() -> str:
@@ -108,20 +138,15 @@ def store_uri() -> str:
     return default_store()
 
 
-def _script(record: dict[str, Any]) -> Script:
+def script_of(record: Mapping[str, Any]) -> Script:
+    """The script from the script task's record (or the bare script)."""
     from producers.pipeline.steps import Script
 
-    return Script.model_validate(record)
+    return Script.model_validate(record.get("script", record))
 
 
-def _value(artefacts: list[Artefact], artefact_id: str) -> Any:
-    for artefact in artefacts:
-        if artefact.id == artefact_id:
-            return artefact.value
-    raise KeyError(f"no artefact {artefact_id!r}; have {[a.id for a in artefacts]}")
-
-
-def _duration(uri: str) -> float:
+def duration(uri: str) -> float:
+    """The probed length of a stored audio or video, in seconds."""
     from airflow_provider_tutopanda.operators.producer import _run
     from producers.sdk.errors import ErrorCode, ProviderError
     from producers.sdk.media import probe
@@ -136,7 +161,7 @@ def _duration(uri: str) -> float:
     return seconds
 
 
-def check_budget(params: dict[str, Any]) -> float:
+def check_budget(params: Mapping[str, Any], topic: str) -> float:
     """Price the whole movie from the model declarations (no provider call); fail the task
     at once, before anything is paid, when a ``budget`` param is set and the estimate is over.
 
@@ -160,7 +185,7 @@ def check_budget(params: dict[str, Any]) -> float:
         request = spec.request(mode="mock")
         return await registry.resolve(request.descriptor, "mock", deps).prepare(request)
 
-    cost = _run(estimate(options_from(params), params["topic"], int(params["segments"]), prepare))
+    cost = _run(estimate(options_from(params), topic, int(params["segments"]), prepare))
     budget = params.get("budget")
     if budget is not None and cost.total > float(budget):
         raise AirflowFailException(
@@ -170,81 +195,25 @@ def check_budget(params: dict[str, Any]) -> float:
     return cost.total
 
 
-def script() -> dict[str, Any]:
-    """The Script job: ``{"script": {title, segments}, "uri", "estimated_cost_usd"}``."""
-    from producers.pipeline.steps import parse_script, script_job
-
-    params = _params()
-    estimated = check_budget(params)
-    segments = int(params["segments"])
-    spec = script_job(options_from(params), params["topic"], segments)
-    artefacts = run_spec(spec, params)
-    parsed = parse_script(_value(artefacts, "script"), segments)
-    return {
-        "script": parsed.model_dump(mode="json"),
-        "uri": artefacts[0].uri,
-        "estimated_cost_usd": estimated,
-    }
-
-
 def segment_indexes() -> list[int]:
     """``[0, ..., segments - 1]``: what the per-segment tasks map over (the script has exactly
     that many segments, or the script task fails)."""
-    return list(range(int(_params()["segments"])))
+    from airflow.sdk import get_current_context
 
-
-def image_prompt(script: dict[str, Any], index: int) -> dict[str, Any]:
-    """The ImagePrompt job of one segment: ``{"index", "prompt"}``."""
-    from producers.pipeline.steps import image_prompt_job, text_of
-
-    params = _params()
-    spec = image_prompt_job(options_from(params), params["topic"], _script(script), index)
-    artefacts = run_spec(spec, params)
-    prompt = text_of({a.id: a.value for a in artefacts}, f"image_prompt[{index}]")
-    return {"index": index, "prompt": prompt}
-
-
-def image(prompt: dict[str, Any]) -> dict[str, Any]:
-    """The Image job of one segment: ``{"index", "uri", "kind"}``."""
-    from producers.pipeline.steps import image_job
-
-    params = _params()
-    index = int(prompt["index"])
-    artefacts = run_spec(image_job(options_from(params), prompt["prompt"], index), params)
-    return {"index": index, "uri": artefacts[0].uri, "kind": "image"}
-
-
-def narration(script: dict[str, Any], index: int) -> dict[str, Any]:
-    """The Narration job of one segment: ``{"index", "uri", "text"}``."""
-    from producers.pipeline.steps import narration_job
-
-    params = _params()
-    text = _script(script).segments[index].narration
-    artefacts = run_spec(narration_job(options_from(params), text, index), params)
-    return {"index": index, "uri": artefacts[0].uri, "text": text}
-
-
-def music(script: dict[str, Any], narrations: list[dict[str, Any]]) -> dict[str, Any]:
-    """The Music job, as long as the narrations (probed) plus pauses: ``{"uri", "seconds"}``."""
-    from producers.pipeline.steps import music_job, total_seconds
-
-    params = _params()
-    durations = [_duration(n["uri"]) for n in narrations]
-    seconds = total_seconds(durations, PAUSE_SECONDS)
-    title = _script(script).title
-    artefacts = run_spec(music_job(options_from(params), params["topic"], title, seconds), params)
-    return {"uri": artefacts[0].uri, "seconds": seconds}
+    return list(range(int(get_current_context()["params"]["segments"])))
 
 
 def assemble(
     script: dict[str, Any],
-    images: list[dict[str, Any]],
+    visuals: list[dict[str, Any]],
     narrations: list[dict[str, Any]],
     music: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Build the timeline from the probed narrations and render the MP4.
+    """Build the timeline from the probed narrations and render the MP4; write the run's
+    manifest (parameters, every job's record from XCom ``tutopanda_job``, the outputs).
 
-    Returns ``{"movie": uri, "timeline": uri, "duration": seconds}``.
+    ``visuals`` are the records of the ``video`` tasks (a clip, or the image itself when the
+    video role is off). Returns ``{"movie": uri, "timeline": uri, "duration": seconds}``.
     """
     from airflow_provider_tutopanda.operators.producer import _run
     from producers.pipeline.assembly import assemble as render
@@ -252,17 +221,17 @@ def assemble(
     from producers.pipeline.timeline import NarrationClip, Visual, build_timeline
     from producers.storage import open_store
 
-    visuals = [
-        Visual(uri=i["uri"], kind=i.get("kind", "image"))
-        for i in sorted(images, key=lambda i: i["index"])
+    shown = [
+        Visual(uri=v["uri"], kind=v.get("kind", "image"))
+        for v in sorted(visuals, key=lambda v: v["index"])
     ]
     clips = [
-        NarrationClip(uri=n["uri"], duration=_duration(n["uri"]), text=n.get("text", ""))
+        NarrationClip(uri=n["uri"], duration=duration(n["uri"]), text=n.get("text", ""))
         for n in sorted(narrations, key=lambda n: n["index"])
     ]
     timeline = build_timeline(
-        _script(script).title,
-        visuals,
+        script_of(script).title,
+        shown,
         clips,
         music_uri=music["uri"] if music else None,
         pause=PAUSE_SECONDS,
@@ -288,14 +257,20 @@ def manifest_run_id(dag_run_id: str) -> str:
 async def _write_manifest(store: Any, outputs: dict[str, Any]) -> None:
     from airflow.sdk import get_current_context
 
-    from producers.storage.manifest import RunManifest
+    from airflow_provider_tutopanda.operators.producer import JOB_XCOM_KEY
+    from producers.storage.manifest import JobRecord, RunManifest
 
     context = get_current_context()
+    job_tasks = [t for t in ROLES if t in context["dag"].task_ids]
+    pulled = context["ti"].xcom_pull(task_ids=job_tasks, key=JOB_XCOM_KEY) or []
+    jobs = [JobRecord.model_validate(record) for record in pulled if isinstance(record, dict)]
+    jobs.sort(key=lambda j: (ROLES.index(j.role) if j.role in ROLES else 99, j.segment or 0))
     manifest = RunManifest(
         run_id=manifest_run_id(str(context["run_id"])),
         client="airflow",
         command=str(context["dag"].dag_id),
-        parameters=dict(context["params"]),
+        parameters={**dict(context["params"]), "topic": topic_of(context)},
         outputs=outputs,
+        jobs=jobs,
     )
     await manifest.save(store)

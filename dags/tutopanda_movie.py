@@ -1,47 +1,162 @@
-"""tutopanda_movie: a narrated explainer movie about a topic, one Airflow task per producer job.
+"""Narrated explainer movies about a topic, one Airflow task per producer job.
 
-    script -> image_prompt[i] -> image[i]
+    script -> image_prompt[i] -> image[i] -> video[i] (the image itself unless `video` is on)
            -> narration[i] -> music
-    (image[*], narration[*], music) -> assemble -> the MP4 (Asset ``tutopanda_movie``)
+    (video[*], narration[*], music) -> assemble -> the MP4 (Asset ``tutopanda_movie``)
 
-The same jobs as the CLI's flow (``producers/pipeline/flow.py``); each runs through the
-provider's ``ProducerOperator`` logic (reuse, resume, retry policy) in its provider's pool.
-Parsing this file imports neither ``producers`` nor any provider client.
+- ``tutopanda_movie``: one movie when triggered (the form asks for the topic).
+- ``tutopanda_daily_movie``: one movie a day, its topic the day's line of a topics file
+  (``$TUTOPANDA_TOPICS``, else ``topics.txt`` in the DAGs folder); safe to backfill: a day's
+  topic never changes, and jobs with unchanged inputs reuse their stored artefacts.
+
+The same jobs as the CLI's flow (``producers/pipeline``). Each provider job is a
+``MovieJobOperator``: reused when an identical job was made before, resumed after a retry
+(never paid twice), deferred to the triggerer while the provider works, in its provider's pool
+(the pool follows a model param that names another provider), with retries and the provider's
+retry policy. Parsing this file imports neither ``producers`` nor any provider client.
 """
 
 from __future__ import annotations
+
+import os
+from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, Asset, Param, task
 
 from airflow_provider_tutopanda import movie_tasks
+from airflow_provider_tutopanda.operators.movie import MovieJobOperator
 from airflow_provider_tutopanda.pools import pool_for
 from airflow_provider_tutopanda.retry import retry_policy_for
 
 MOVIE = Asset(name="tutopanda_movie")
 RETRIES = 2
+#: The first retry's delay; each next one doubles (a 429 waits its own Retry-After instead).
+RETRY_DELAY = timedelta(seconds=30)
 MODELS = movie_tasks.default_models()
+ROLE_TITLES = {
+    "script": "Script model",
+    "image_prompt": "Image prompt model",
+    "image": "Image model",
+    "narration": "Narration model",
+    "music": "Music model",
+    "video": "Video model",
+}
 
 
-def _provider_task(role: str, **kwargs: object):
-    """``@task`` for a job of ``role``: its provider's pool (the default model's), retries,
+def _params(topic: Param, mode: str) -> dict[str, Param]:
+    models = {
+        f"{role}_model": Param(
+            MODELS[role],
+            type="string",
+            title=title,
+            description=f"The {role} model, provider:model. Its provider's pool is used.",
+            pattern=r"^[a-z0-9_-]+:.+$",
+        )
+        for role, title in ROLE_TITLES.items()
+    }
+    return {
+        "topic": topic,
+        "segments": Param(
+            3,
+            type="integer",
+            minimum=1,
+            maximum=20,
+            title="Segments",
+            description="How many segments (one picture and one narration each).",
+        ),
+        "mode": Param(
+            mode,
+            type="string",
+            enum=["mock", "live"],
+            title="Mode",
+            description="mock: no provider call, no secret; live: real (paid) provider calls.",
+        ),
+        "video": Param(
+            False,
+            type="boolean",
+            title="Video",
+            description="Set each image in motion with the video model (image-to-video).",
+        ),
+        "refresh": Param(
+            False,
+            type="boolean",
+            title="Refresh all",
+            description="Make every artefact again even if an identical job made it before.",
+        ),
+        "refresh_jobs": Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Refresh only",
+            description=(
+                "Jobs (image[2], narration[0]) or roles (music) to make again; the rest is "
+                "reused, and what depends on a remade artefact follows it."
+            ),
+        ),
+        "budget": Param(
+            None,
+            type=["null", "number"],
+            minimum=0,
+            title="Budget (USD)",
+            description=(
+                "The most the run may spend: it is priced before the script is written and "
+                "fails, with nothing paid, when the estimate is over. Empty: no limit."
+            ),
+        ),
+        "options": Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": r"^[a-z_]+\..+=.*$"},
+            title="Producer options",
+            description=(
+                "Overrides of the producer options, ROLE.KEY=VALUE as the CLI's --set, "
+                "e.g. narration.inputs.voice=Deep_Voice_Man."
+            ),
+        ),
+        **models,
+    }
+
+
+def _job(role: str, **kwargs: object) -> dict[str, object]:
+    """The arguments every job task of ``role`` shares: its provider's pool (the default
+    model's, or the run's model param's: see ``airflow_provider_tutopanda.policy``), retries
     and the provider's retry policy (a safety block fails at once, a 429 waits its delay)."""
     provider = movie_tasks.provider_of(role)
-    return task(
-        pool=pool_for(provider),
-        retries=RETRIES,
-        retry_policy=retry_policy_for(provider),
+    return {
+        "task_id": role,
+        "role": role,
+        "pool": pool_for(provider),
+        "retries": RETRIES,
+        "retry_delay": RETRY_DELAY,
+        "retry_exponential_backoff": 2.0,
+        "retry_policy": retry_policy_for(provider),
+        "deferrable": True,
         **kwargs,
+    }
+
+
+def movie_pipeline() -> None:
+    """The movie's tasks, in the DAG being defined."""
+    script = MovieJobOperator(**_job("script"))
+    indexes = task(task_id="segment_indexes")(movie_tasks.segment_indexes)()
+    script >> indexes
+    prompts = MovieJobOperator.partial(**_job("image_prompt", script=script.output)).expand(
+        index=indexes
     )
-
-
-def _model_param(role: str, title: str) -> Param:
-    return Param(
-        MODELS[role],
-        type="string",
-        title=title,
-        description=f"The {role} model, provider:model (default from the default options).",
-        pattern=r"^[a-z0-9_-]+:.+$",
+    images = MovieJobOperator.partial(**_job("image")).expand(prompt=prompts.output)
+    narrations = MovieJobOperator.partial(**_job("narration", script=script.output)).expand(
+        index=indexes
+    )
+    visuals = MovieJobOperator.partial(
+        **_job("video", prompts=prompts.output, narrations=narrations.output)
+    ).expand(image=images.output)
+    music = MovieJobOperator(**_job("music", script=script.output, narrations=narrations.output))
+    task(task_id="assemble", outlets=[MOVIE])(movie_tasks.assemble)(
+        script=script.output,
+        visuals=visuals.output,
+        narrations=narrations.output,
+        music=music.output,
     )
 
 
@@ -52,64 +167,37 @@ with DAG(
     catchup=False,
     tags=["tutopanda"],
     doc_md=__doc__,
-    params={
-        "topic": Param(
+    params=_params(
+        Param(
             "How do red pandas keep warm?",
             type="string",
             minLength=1,
             title="Topic",
             description="What the movie explains.",
         ),
-        "segments": Param(
-            3,
-            type="integer",
-            minimum=1,
-            maximum=20,
-            title="Segments",
-            description="How many segments (one picture and one narration each).",
-        ),
-        "mode": Param(
-            "mock",
-            type="string",
-            enum=["mock", "live"],
-            title="Mode",
-            description="mock: no provider call, no secret; live: real (paid) provider calls.",
-        ),
-        "refresh": Param(
-            False,
-            type="boolean",
-            title="Refresh",
-            description="Make every artefact again even if an identical job made it before.",
-        ),
-        "budget": Param(
-            None,
-            type=["null", "number"],
-            minimum=0,
-            title="Budget (USD)",
-            description="The most the run may spend; empty for no limit (not enforced yet).",
-        ),
-        "script_model": _model_param("script", "Script model"),
-        "image_model": _model_param("image", "Image model"),
-        "narration_model": _model_param("narration", "Narration model"),
-        "music_model": _model_param("music", "Music model"),
-    },
+        mode="mock",
+    ),
 ) as dag:
-    script = _provider_task("script", multiple_outputs=True)(movie_tasks.script)()
-    indexes = task(task_id="segment_indexes")(movie_tasks.segment_indexes)()
-    prompts = (
-        _provider_task("image_prompt", task_id="image_prompt")(movie_tasks.image_prompt)
-        .partial(script=script["script"])
-        .expand(index=indexes)
-    )
-    images = _provider_task("image", task_id="image")(movie_tasks.image).expand(prompt=prompts)
-    narrations = (
-        _provider_task("narration", task_id="narration")(movie_tasks.narration)
-        .partial(script=script["script"])
-        .expand(index=indexes)
-    )
-    music = _provider_task("music", task_id="music")(movie_tasks.music)(
-        script=script["script"], narrations=narrations
-    )
-    movie = task(task_id="assemble", outlets=[MOVIE])(movie_tasks.assemble)(
-        script=script["script"], images=images, narrations=narrations, music=music
-    )
+    movie_pipeline()
+
+
+with DAG(
+    "tutopanda_daily_movie",
+    schedule="@daily",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=3,
+    tags=["tutopanda"],
+    doc_md=__doc__,
+    params=_params(
+        Param(
+            "",
+            type="string",
+            title="Topic",
+            description="Empty: the day's line of the topics file.",
+        ),
+        # A schedule runs with the defaults: live only where the deployment says so.
+        mode=os.environ.get("TUTOPANDA_DAILY_MODE", "mock"),
+    ),
+) as daily_dag:
+    movie_pipeline()

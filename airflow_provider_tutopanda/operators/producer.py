@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import os
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 
 #: The key under which a submitted job's handle is kept in the task state store (AIP-103).
 STATE_KEY = "tutopanda_job"
+#: The XCom key of a task's job record (:class:`producers.storage.manifest.JobRecord`): what
+#: was asked, what it made or how it failed, whether it was reused (read by the UI).
+JOB_XCOM_KEY = "tutopanda_job"
 MODES = ("mock", "live")
 #: How long a kept handle may outlive its task (a provider job does not run for days).
 STATE_RETENTION = timedelta(days=2)
@@ -100,6 +104,13 @@ class ProducerOperator(BaseOperator):
         refresh: Make the artefacts again even if an identical job made them before.
         deferrable: Wait for the job in the triggerer instead of a worker slot.
         poll_interval: Fixed seconds between polls; None lets the producer decide.
+        role: The job's role in a pipeline (``image``), for its record; optional.
+        segment: The job's segment in a pipeline, for its record; optional.
+        job_key: The job's key in a pipeline (``image[2]``), for its record; optional.
+
+    Besides its return value (the artefact records), each try pushes the XCom
+    ``tutopanda_job``: the job's record (inputs with secrets masked, artefacts, ``reused``,
+    or the error with producer, model, code, message and prompt when it failed).
     """
 
     template_fields: Sequence[str] = ("inputs", "custom", "mode")
@@ -122,6 +133,9 @@ class ProducerOperator(BaseOperator):
         refresh: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float | None = None,
+        role: str | None = None,
+        segment: int | None = None,
+        job_key: str | None = None,
         **kwargs: Any,
     ) -> None:
         provider, _ = parse_model_id(model)
@@ -150,6 +164,10 @@ class ProducerOperator(BaseOperator):
         self.refresh = refresh
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        self.role = role
+        self.segment = segment
+        self.job_key = job_key
+        self._request: JobRequest | None = None
         self._job: tuple[ProducerHandler, JobRequest, JobHandle] | None = None
 
     # -- building -----------------------------------------------------------------------------
@@ -180,7 +198,11 @@ class ProducerOperator(BaseOperator):
         }
         if job_id is not None:
             fields["job_id"] = job_id
-        return JobRequest(**fields)
+        elif self.job_key and context.get("run_id"):
+            fields["job_id"] = f"{context['run_id']}.{self.job_key}"
+        request = JobRequest(**fields)
+        self._request = request
+        return request
 
     def _handler(self, request: JobRequest) -> ProducerHandler:
         from airflow_provider_tutopanda.triggers.jobs import build_handler
@@ -207,6 +229,10 @@ class ProducerOperator(BaseOperator):
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         """Reuse, resume or submit the job; wait inline or defer; return artefact records."""
+        with self._recording_failure(context):
+            return self._execute(context)
+
+    def _execute(self, context: Context) -> list[dict[str, Any]]:
         from producers.pipeline import reuse
 
         request = self.build_request(context)
@@ -218,6 +244,7 @@ class ProducerOperator(BaseOperator):
                 self.log.info(
                     "tutopanda: reusing %d artefact(s) of an identical job", len(cached.artefacts)
                 )
+                self._push_record(context, request, cached, reused=True)
                 return [a.record() for a in cached.artefacts]
         handle = self._resumable(context, handler, request, fingerprint)
         if handle is None:
@@ -251,13 +278,15 @@ class ProducerOperator(BaseOperator):
         """Resume after the trigger: collect the job's artefacts or raise its error."""
         from producers.sdk.jobs import JobHandle
 
-        handle = JobHandle.model_validate(event["handle"])
-        if event.get("status") != "done":
-            raise ProducerFailed(provider_error_from(event.get("error") or {}, handle))
-        request = self.build_request(context, job_id=handle.job_id)
-        handler = self._handler(request)
-        self._job = (handler, request, handle)
-        return self._finish(context, handler, request, handle, self._fingerprint(handler, request))
+        with self._recording_failure(context):
+            handle = JobHandle.model_validate(event["handle"])
+            request = self.build_request(context, job_id=handle.job_id)
+            if event.get("status") != "done":
+                raise ProducerFailed(provider_error_from(event.get("error") or {}, handle))
+            handler = self._handler(request)
+            self._job = (handler, request, handle)
+            fingerprint = self._fingerprint(handler, request)
+            return self._finish(context, handler, request, handle, fingerprint)
 
     def _finish(
         self,
@@ -275,7 +304,44 @@ class ProducerOperator(BaseOperator):
         if state is not None:
             state.delete(STATE_KEY)
         self._job = None
+        self._push_record(context, request, result)
         return [a.record() for a in result.artefacts]
+
+    # -- the job record (XCom ``tutopanda_job``) ----------------------------------------------
+
+    def _where(self) -> dict[str, Any]:
+        return {"key": self.job_key, "role": self.role, "segment": self.segment}
+
+    def _push_record(
+        self, context: Context, request: JobRequest, result: Any, *, reused: bool = False
+    ) -> None:
+        from producers.storage.manifest import JobRecord
+
+        record = JobRecord.succeeded(request, result, reused=reused, **self._where())
+        context["ti"].xcom_push(key=JOB_XCOM_KEY, value=record.model_dump(mode="json"))
+
+    @contextlib.contextmanager
+    def _recording_failure(self, context: Context) -> Iterator[None]:
+        """Push the failed job's record (with its error) before the failure leaves."""
+        try:
+            yield
+        except ProducerFailed as failed:
+            if self._request is not None:
+                from producers.storage.manifest import JobRecord
+
+                request = self._request
+                prompt = request.inputs.get("prompt")
+                error = failed.error.with_context(
+                    provider=request.descriptor.provider,
+                    model=request.descriptor.model,
+                    prompt=prompt if isinstance(prompt, str) else None,
+                )
+                record = JobRecord.failed(request, error, **self._where())
+                try:
+                    context["ti"].xcom_push(key=JOB_XCOM_KEY, value=record.model_dump(mode="json"))
+                except Exception:  # the failure itself must leave, whatever the XCom did
+                    self.log.exception("tutopanda: could not record the failure")
+            raise
 
     # -- the task state store: one paid job per task, whatever the retries -------------------
 

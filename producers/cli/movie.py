@@ -113,7 +113,12 @@ async def run_movie(
         if reused:
             progress.update(tasks[spec.role], note="reused")
         manifest.add_result(
-            spec.request(mode=settings.mode, run_id=settings.run_id), result, reused=reused
+            spec.request(mode=settings.mode, run_id=settings.run_id),
+            result,
+            reused=reused,
+            key=spec.key,
+            role=spec.role,
+            segment=spec.index,
         )
 
     def retry(spec: JobSpec, error: ProviderError, attempt: int, wait: float) -> None:
@@ -127,7 +132,13 @@ async def run_movie(
 
     def fail(spec: JobSpec, error: ProviderError) -> None:
         progress.update(tasks[spec.role], note="[red]failed[/]")
-        manifest.add_failure(spec.request(mode=settings.mode, run_id=settings.run_id), error)
+        manifest.add_failure(
+            spec.request(mode=settings.mode, run_id=settings.run_id),
+            error,
+            key=spec.key,
+            role=spec.role,
+            segment=spec.index,
+        )
 
     runner = CliJobRunner(
         registry=registry,

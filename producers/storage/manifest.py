@@ -31,12 +31,49 @@ class JobRecord(BaseModel):
     model_id: str
     mode: str
     status: Literal["succeeded", "failed", "skipped"]
+    #: The job's key in its pipeline (``image[2]``), its role (``image``) and segment (2).
+    key: str | None = None
+    role: str | None = None
+    segment: int | None = None
     reused: bool = False
     attempts: int = 1
     inputs: dict[str, Any] = Field(default_factory=dict)
     custom: dict[str, Any] = Field(default_factory=dict)
     artefacts: list[dict[str, Any]] = Field(default_factory=list)
     error: dict[str, Any] | None = None
+
+    @classmethod
+    def succeeded(
+        cls, request: JobRequest, result: ProducerResult, *, reused: bool = False, **where: Any
+    ) -> JobRecord:
+        """The record of a finished job."""
+        return cls(
+            reused=reused,
+            job_id=request.job_id,
+            model_id=request.descriptor.model_id,
+            mode=request.mode,
+            status="succeeded",
+            attempts=request.attempt,
+            inputs=redact(request.inputs),
+            custom=redact(request.custom),
+            artefacts=[a.record() for a in result.artefacts],
+            **where,
+        )
+
+    @classmethod
+    def failed(cls, request: JobRequest, error: ProviderError, **where: Any) -> JobRecord:
+        """The record of a failed job (the error redacted)."""
+        return cls(
+            job_id=request.job_id,
+            model_id=request.descriptor.model_id,
+            mode=request.mode,
+            status="failed",
+            attempts=error.attempt or request.attempt,
+            inputs=redact(request.inputs),
+            custom=redact(request.custom),
+            error=redact(error.to_dict()),
+            **where,
+        )
 
 
 class RunManifest(BaseModel):
@@ -54,37 +91,20 @@ class RunManifest(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
 
     def add_result(
-        self, request: JobRequest, result: ProducerResult, *, reused: bool = False
+        self,
+        request: JobRequest,
+        result: ProducerResult,
+        *,
+        reused: bool = False,
+        **where: Any,
     ) -> None:
-        """Record a finished job (``reused``: taken from an earlier identical job)."""
-        self.jobs.append(
-            JobRecord(
-                reused=reused,
-                job_id=request.job_id,
-                model_id=request.descriptor.model_id,
-                mode=request.mode,
-                status="succeeded",
-                attempts=request.attempt,
-                inputs=redact(request.inputs),
-                custom=redact(request.custom),
-                artefacts=[a.record() for a in result.artefacts],
-            )
-        )
+        """Record a finished job (``reused``: taken from an earlier identical job;
+        ``where``: its ``key``, ``role`` and ``segment``)."""
+        self.jobs.append(JobRecord.succeeded(request, result, reused=reused, **where))
 
-    def add_failure(self, request: JobRequest, error: ProviderError) -> None:
+    def add_failure(self, request: JobRequest, error: ProviderError, **where: Any) -> None:
         """Record a failed job with its error (no secrets: errors are redacted)."""
-        self.jobs.append(
-            JobRecord(
-                job_id=request.job_id,
-                model_id=request.descriptor.model_id,
-                mode=request.mode,
-                status="failed",
-                attempts=error.attempt or request.attempt,
-                inputs=redact(request.inputs),
-                custom=redact(request.custom),
-                error=redact(error.to_dict()),
-            )
-        )
+        self.jobs.append(JobRecord.failed(request, error, **where))
 
     async def save(self, store: ArtefactStore) -> str:
         """Write the manifest to ``store``; returns its URI."""

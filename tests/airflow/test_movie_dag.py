@@ -20,29 +20,46 @@ DAG_SOURCE = Path(__file__).resolve().parents[2] / "dags" / "tutopanda_movie.py"
 PAUSE = 0.5
 
 
-def test_dag_parses_without_import_errors(airflow_home: Path) -> None:
+JOB_TASKS = ("script", "image_prompt", "image", "narration", "video", "music")
+PARAMS = (
+    "topic", "segments", "mode", "video", "refresh", "refresh_jobs", "budget", "options",
+    *(f"{role}_model" for role in JOB_TASKS),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("dag_id", ["tutopanda_movie", "tutopanda_daily_movie"])
+def test_dag_parses_without_import_errors(airflow_home: Path, dag_id: str) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
     bag = DagBag(dag_folder=str(DAG_SOURCE))
     assert bag.import_errors == {}
-    dag = bag.dags.get("tutopanda_movie")
+    dag = bag.dags.get(dag_id)
     assert dag is not None
-    assert set(dag.task_ids) == {
-        "script", "segment_indexes", "image_prompt", "image", "narration", "music", "assemble",
-    }  # fmt: skip
-    assert type(dag.timetable).__name__ == "NullTimetable", "no schedule for now"
-    for name in ("topic", "segments", "mode", "refresh", "budget", "script_model",
-                 "image_model", "narration_model", "music_model"):  # fmt: skip
+    assert set(dag.task_ids) == {*JOB_TASKS, "segment_indexes", "assemble"}
+    for name in PARAMS:
         param = dag.params.get_param(name)
         assert {"type", "title"} <= set(param.schema) and param.description, name
     assert dag.params["segments"] == 3
     assert dag.params["mode"] == "mock"
-    for task_id in ("script", "image_prompt", "image", "narration", "music"):
+    pools = {"script": "openai", "image_prompt": "openai"}
+    for task_id in JOB_TASKS:
         task = dag.get_task(task_id)
-        assert task.pool.startswith("tutopanda_"), task_id
+        assert task.pool == f"tutopanda_{pools.get(task_id, 'replicate')}", task_id
         assert task.retries == 2, task_id
         assert type(task.retry_policy).__name__ == "ProviderErrorRetryPolicy", task_id
+        assert task.operator_class.__name__ == "MovieJobOperator"
+        assert (
+            task.partial_kwargs["deferrable"]
+            if hasattr(task, "partial_kwargs")
+            else (task.deferrable)
+        ), task_id
     assert [o.name for o in dag.get_task("assemble").outlets] == ["tutopanda_movie"]
+    timetable = type(dag.timetable).__name__
+    if dag_id == "tutopanda_movie":
+        assert timetable == "NullTimetable"
+    else:
+        assert timetable != "NullTimetable" and dag.catchup is False
+        assert dag.params["topic"] == "", "the daily DAG's topic comes from the topics file"
 
 
 def test_parsing_imports_no_sdk_nor_client(airflow_home: Path) -> None:
