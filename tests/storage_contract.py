@@ -310,6 +310,43 @@ class StoreContract:
         with pytest.raises(FileNotFoundError):
             await store.local_path(uri)
 
+    # -- ranged reads (media served with HTTP Range) -----------------------------------------
+
+    @pytest.mark.parametrize(
+        ("start", "length"),
+        [
+            pytest.param(0, 10, id="head"),
+            pytest.param(5, 100, id="middle"),
+            pytest.param(CHUNK_SIZE - 3, 10, id="across-a-chunk-boundary"),
+            pytest.param(CHUNK_SIZE + 7, 10**9, id="tail-cut-to-the-end"),
+            pytest.param(CHUNK_SIZE * 3, 10, id="past-the-end"),
+            pytest.param(3, 0, id="empty"),
+        ],
+    )
+    async def test_open_range(self, store: ArtefactStore, start: int, length: int) -> None:
+        data = bytes(range(256)) * (CHUNK_SIZE // 128)  # two chunks and then some
+        data += b"tail"
+        stored = await store.put_stream(stream(split(data, 100_000)), mime_type="video/mp4")
+
+        parts = [chunk async for chunk in store.open_range(stored.uri, start, length)]
+
+        assert b"".join(parts) == data[start : start + length]
+        assert all(len(part) <= CHUNK_SIZE for part in parts)
+
+    async def test_open_range_refuses_missing_blobs_and_negative_ranges(
+        self, store: ArtefactStore
+    ) -> None:
+        stored = await store.put_bytes(b"0123456789", mime_type="text/plain")
+        with pytest.raises(FileNotFoundError):
+            [c async for c in store.open_range(store.blob_uri(sha256(b"absent")), 0, 5)]
+        with pytest.raises(ValueError, match="range"):
+            [c async for c in store.open_range(stored.uri, -1, 5)]
+
+    async def test_presigned_url_is_none_or_a_url(self, store: ArtefactStore) -> None:
+        stored = await store.put_bytes(b"signed", mime_type="text/plain")
+        url = await store.presigned_url(stored.uri, expires_in=60)
+        assert url is None or url.startswith(("http://", "https://"))
+
     # -- URIs from elsewhere -----------------------------------------------------------------
 
     @pytest.mark.parametrize(

@@ -72,6 +72,38 @@ class ArtefactStore(abc.ABC):
     def open(self, uri: str) -> AsyncIterator[bytes]:
         """Stream a stored blob's bytes in chunks; :class:`FileNotFoundError` if absent."""
 
+    async def open_range(self, uri: str, start: int, length: int) -> AsyncIterator[bytes]:
+        """Stream ``length`` bytes of a stored blob from offset ``start`` (an HTTP Range).
+
+        The range is cut to the blob's end. This default reads from the start and skips;
+        stores that can seek override it.
+
+        Raises:
+            ValueError: ``uri`` is not inside this store, or ``start``/``length`` is negative.
+            FileNotFoundError: Nothing is stored at ``uri``.
+        """
+        check_byte_range(start, length)
+        position = 0
+        remaining = length
+        async for chunk in self.open(uri):
+            if remaining <= 0:
+                break
+            end = position + len(chunk)
+            if end > start:
+                piece = chunk[max(0, start - position) :][:remaining]
+                remaining -= len(piece)
+                yield piece
+            position = end
+
+    async def presigned_url(self, uri: str, *, expires_in: int = 300) -> str | None:
+        """A short-lived URL a browser can fetch the blob from directly, or None if this
+        store has no such thing (a local directory).
+
+        Raises:
+            ValueError: ``uri`` is not inside this store.
+        """
+        return None
+
     @abc.abstractmethod
     async def read_bytes(self, uri: str) -> bytes:
         """Read a whole (small) blob; for text and JSON artefacts and tests."""
@@ -154,3 +186,9 @@ class ArtefactStore(abc.ABC):
     @abc.abstractmethod
     async def local_path(self, uri: str) -> str:
         """A local filesystem path holding the blob (downloaded to a cache for S3)."""
+
+
+def check_byte_range(start: int, length: int) -> None:
+    """Refuse a negative byte range (ValueError)."""
+    if start < 0 or length < 0:
+        raise ValueError(f"invalid byte range: start {start}, length {length}")

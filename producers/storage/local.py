@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
-from producers.storage.base import CHUNK_SIZE, ArtefactStore, StoredBlob
+from producers.storage.base import CHUNK_SIZE, ArtefactStore, StoredBlob, check_byte_range
 from producers.storage.layout import (
     blob_relpath,
     decode_json,
@@ -150,6 +150,21 @@ class LocalStore(ArtefactStore):
         """
         with self._open_for_reading(uri) as handle:
             while chunk := handle.read(CHUNK_SIZE):
+                yield chunk
+
+    async def open_range(self, uri: str, start: int, length: int) -> AsyncIterator[bytes]:
+        """Stream ``length`` bytes from offset ``start`` (seeking; cut to the file's end).
+
+        Raises:
+            ValueError: ``uri`` is not inside this store, or the range is negative.
+            FileNotFoundError: Nothing is stored at ``uri``.
+        """
+        check_byte_range(start, length)
+        with self._open_for_reading(uri) as handle:
+            handle.seek(start)
+            remaining = length
+            while remaining > 0 and (chunk := handle.read(min(CHUNK_SIZE, remaining))):
+                remaining -= len(chunk)
                 yield chunk
 
     async def read_bytes(self, uri: str) -> bytes:

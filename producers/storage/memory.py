@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from producers.storage.base import CHUNK_SIZE, ArtefactStore, StoredBlob
+from producers.storage.base import CHUNK_SIZE, ArtefactStore, StoredBlob, check_byte_range
 from producers.storage.layout import (
     blob_relpath,
     decode_json,
@@ -89,6 +89,18 @@ class MemoryStore(ArtefactStore):
         data = self._get(uri).data
         for start in range(0, len(data), CHUNK_SIZE):
             yield data[start : start + CHUNK_SIZE]
+
+    async def open_range(self, uri: str, start: int, length: int) -> AsyncIterator[bytes]:
+        """Stream ``length`` bytes from offset ``start`` (cut to the blob's end).
+
+        Raises:
+            ValueError: ``uri`` is not inside this store, or the range is negative.
+            FileNotFoundError: Nothing is stored at ``uri``.
+        """
+        check_byte_range(start, length)
+        data = self._get(uri).data[start : start + length]
+        for offset in range(0, len(data), CHUNK_SIZE):
+            yield data[offset : offset + CHUNK_SIZE]
 
     async def read_bytes(self, uri: str) -> bytes:
         """Read a whole stored object.

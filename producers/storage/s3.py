@@ -19,6 +19,7 @@ from producers.storage.base import (
     ArtefactStore,
     BlobIntegrityError,
     StoredBlob,
+    check_byte_range,
 )
 from producers.storage.layout import (
     DEFAULT_MIME_TYPE,
@@ -176,6 +177,46 @@ class S3Store(ArtefactStore):
         finally:
             body.close()
 
+    async def open_range(self, uri: str, start: int, length: int) -> AsyncIterator[bytes]:
+        """Stream ``length`` bytes from offset ``start`` with one ranged ``GetObject``.
+
+        Raises:
+            ValueError: ``uri`` is not inside this store, or the range is negative.
+            FileNotFoundError: Nothing is stored at ``uri``.
+        """
+        check_byte_range(start, length)
+        if length == 0:
+            await self.describe(uri)  # still FileNotFoundError when absent
+            return
+        key = self._key_for_uri(uri)
+        byte_range = f"bytes={start}-{start + length - 1}"
+        try:
+            body = await asyncio.to_thread(self._get_body, key, uri, byte_range)
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code", "")) == "InvalidRange":
+                return  # start is at or past the end: nothing to send
+            raise
+        try:
+            chunks = body.iter_chunks(CHUNK_SIZE)
+            while (chunk := await asyncio.to_thread(_next_chunk, chunks)) is not None:
+                yield chunk
+        finally:
+            body.close()
+
+    async def presigned_url(self, uri: str, *, expires_in: int = 300) -> str | None:
+        """A pre-signed ``GetObject`` URL valid for ``expires_in`` seconds.
+
+        Raises:
+            ValueError: ``uri`` is not inside this store's bucket and prefix.
+        """
+        key = self._key_for_uri(uri)
+        return await asyncio.to_thread(
+            self.client.generate_presigned_url,
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": key},
+            ExpiresIn=expires_in,
+        )
+
     async def read_bytes(self, uri: str) -> bytes:
         """Read a whole (small) stored object.
 
@@ -304,8 +345,10 @@ class S3Store(ArtefactStore):
                 return None
             raise
 
-    def _get_body(self, key: str, uri: str) -> StreamingBody:
+    def _get_body(self, key: str, uri: str, byte_range: str | None = None) -> StreamingBody:
         try:
+            if byte_range is not None:
+                return self.client.get_object(Bucket=self.bucket, Key=key, Range=byte_range)["Body"]
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
         except ClientError as error:
             if _is_not_found(error):

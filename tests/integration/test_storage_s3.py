@@ -281,3 +281,19 @@ async def test_store_without_prefix(s3_client: S3Client, bucket: str) -> None:
     assert await store.read_bytes(blob.uri) == b"at the bucket root"
     await store.write_manifest("r", {})
     assert await store.list_runs() == ["r"]
+
+
+async def test_presigned_url_serves_the_blob_with_its_type_and_ranges(s3: S3Store) -> None:
+    blob = await s3.put_bytes(b"0123456789" * 10, mime_type="video/mp4")
+
+    url = await s3.presigned_url(blob.uri, expires_in=60)
+
+    assert url is not None
+    assert "Expires=" in url or "X-Amz-Expires=60" in url
+    async with httpx.AsyncClient() as client:
+        whole = await client.get(url)
+        part = await client.get(url, headers={"Range": "bytes=10-19"})
+    assert whole.status_code == 200
+    assert whole.headers["content-type"] == "video/mp4"
+    assert part.status_code == 206
+    assert part.content == b"0123456789"
