@@ -16,7 +16,10 @@ Measured in the same run, each the DAG run's own wall time (``dag_run`` start to
   (Airflow's own cheapest deferral; their delta counts from the run's start).
 
 Reported: each wall time and its ratio ``inline / variant``; the goal is a deferrable ratio of
-at least 12 (the best possible is ``tasks / slots`` = 20 for 40 tasks on 2 slots).
+at least 12 (the best possible is ``tasks / slots`` = 20 for 40 tasks on 2 slots). Also the
+worker time each variant used (the task processes' lifetimes, from their supervisors'
+``Workload finished`` lines), which the 2 slots must fit, and the median seconds of a pass
+that deferred and of one that ended the task: what a deferrable task costs its worker.
 
 Run: ``.venv/bin/python -m benchmarks.airflow_deferral [--tasks 40] [--seconds 30]`` (about
 12 minutes: the inline run alone is ~10), or ``--quick`` (8 tasks of 10 s, ~2 minutes).
@@ -27,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
+import statistics
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -81,12 +86,38 @@ def dag_source(variant: str, tasks: int, seconds: float) -> str:
     return _PRODUCER_DAG.format(dag_id=dag_id, tasks=tasks, deferrable=deferrable)
 
 
+_WORKLOAD = re.compile(r"Workload finished .*duration=([\d.]+) .*final_state=(\w+)")
+
+
+def workloads(system: AirflowSystem, skip: int = 0) -> list[tuple[float, str]]:
+    """``(seconds, final state)`` of each task process the LocalExecutor ran (its supervisor's
+    ``Workload finished`` line), after the first ``skip``: the worker time a variant used."""
+    found = []
+    path = system.logs / "scheduler.log"
+    for line in path.read_text(errors="replace").splitlines():
+        match = _WORKLOAD.search(line)
+        if match:
+            found.append((float(match.group(1)), match.group(2)))
+    return found[skip:]
+
+
+def worker_time(passes: Sequence[tuple[float, str]]) -> dict[str, Any]:
+    """Worker seconds in all, and the median per pass by how the pass ended."""
+    figures: dict[str, Any] = {"worker_s": round(sum(s for s, _ in passes), 1)}
+    for state in sorted({state for _, state in passes}):
+        seconds = [s for s, end in passes if end == state]
+        figures[f"passes_{state}"] = len(seconds)
+        figures[f"median_{state}_s"] = round(statistics.median(seconds), 2)
+    return figures
+
+
 def run_variant(
     system: AirflowSystem, fake: FakeProcess, variant: str, tasks: int, seconds: float
 ) -> dict[str, Any]:
     """Trigger the variant's DAG once and wait; its figures."""
     dag_id = f"bench_deferral_{variant}"
     fake.reset()
+    before = len(workloads(system))
     run_id = system.trigger(dag_id)
     timeout = tasks * (seconds + 30) / SLOTS + 300
     state = system.wait_for_run(dag_id, run_id, timeout=timeout)
@@ -104,7 +135,13 @@ def run_variant(
     if creates != expected:
         raise RuntimeError(f"{dag_id}: the fake saw {creates} creates, not {expected}")
     tries = max(int(ti["try_number"]) for ti in tis)
-    return {"wall_s": round(float(row[0]), 2), "creates": creates, "max_try": tries}
+    time.sleep(2)  # the last supervisors log their end just after the run ends
+    return {
+        "wall_s": round(float(row[0]), 2),
+        "creates": creates,
+        "max_try": tries,
+        **worker_time(workloads(system, before)),
+    }
 
 
 def measure(tasks: int, seconds: float, variants: Sequence[str]) -> dict[str, Any]:
@@ -169,19 +206,25 @@ def report(results: Mapping[str, Any], tasks: int, seconds: float) -> dict[str, 
         wall = results[variant]["wall_s"]
         ratio = inline / wall if inline else None
         results[variant]["ratio"] = None if ratio is None else round(ratio, 2)
+        passes = results[variant]
+        per_pass = "/".join(
+            f"{passes[key]:.2f}"
+            for key in ("median_deferred_s", "median_success_s")
+            if key in passes
+        )
         rows.append(
             [
                 variant,
                 f"{wall:.1f}",
                 "-" if ratio is None else f"{ratio:.2f}",
                 f"{ideal_inline / wall:.2f}",
+                f"{passes['worker_s']:.1f}",
+                per_pass,
             ]
         )
-    print(
-        format_table(
-            ["variant", "wall s", "inline / variant", f"{ideal_inline:.0f} s / variant"], rows
-        )
-    )
+    headers = ["variant", "wall s", "inline / variant", f"{ideal_inline:.0f} s / variant"]
+    headers += ["worker s", "s per pass (defer/end)"]
+    print(format_table(headers, rows))
     deferrable = results.get("deferrable", {}).get("ratio")
     if deferrable is not None:
         print(
