@@ -6,7 +6,8 @@ test reads exactly what the tasks asked them. It shows what ``dag.test()`` canno
 
 - the provider's pool bounds how many predictions run at once, deferred tasks included;
 - a task process killed while it waits on a prediction is retried by Airflow, and the retry
-  resumes that prediction (kept in the task state store) instead of paying for a second one.
+  resumes that prediction (kept in the task state store) instead of paying for a second one;
+- a backfill of three days, made again with unchanged inputs, asks the providers nothing.
 
 PostgreSQL is the local server (``TUTOPANDA_TEST_POSTGRES``, default
 ``postgresql://postgres@127.0.0.1:5432/postgres``); without it (or without psycopg) these
@@ -21,6 +22,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -206,3 +208,32 @@ def test_a_task_killed_while_waiting_is_retried_without_a_second_prediction(
     assert first == [("up_for_retry",)] or first == [("failed",)], first
     assert fake.count("create") == 1, "the retry resumed the kept prediction; one paid"
     assert fake.count("cancel") == 0
+
+
+def test_a_backfill_again_with_unchanged_inputs_asks_the_providers_nothing(
+    airflow_system: AirflowSystem, fakes: Fakes
+) -> None:
+    dag_id = "tutopanda_daily_movie"
+    for fake in fakes:
+        fake.reset()
+    fakes.replicate.latency = 0.5
+    airflow_system.wait_for_dag(dag_id)
+    # Three past days (well past: a backfill refuses dates to come); the topics file gives
+    # each its own topic. The scheduler makes no run of its own (use_job_schedule is off).
+    last = datetime.now(UTC).date() - timedelta(days=2)
+    first = last - timedelta(days=2)
+    dates = (first.isoformat(), last.isoformat())
+    conf = {"mode": "live", "segments": 1}
+
+    backfill = airflow_system.backfill(dag_id, *dates, conf=conf)
+    runs = airflow_system.wait_for_backfill(backfill, timeout=150)
+    assert [r["state"] for r in runs] == ["success"] * 3, runs
+    made = {name: fake.count() for name, fake in zip(Fakes._fields, fakes, strict=True)}
+    assert made["openai"] > 0 and fakes.replicate.count("create") >= 3, made
+
+    again = airflow_system.backfill(dag_id, *dates, conf=conf, reprocess="completed")
+    rerun = airflow_system.wait_for_backfill(again, timeout=150)
+    assert [r["state"] for r in rerun] == ["success"] * 3, rerun
+    assert {r["run_id"] for r in rerun} == {r["run_id"] for r in runs}, "the same days again"
+    after = {name: fake.count() for name, fake in zip(Fakes._fields, fakes, strict=True)}
+    assert after == made, "unchanged inputs: every job reused its stored artefacts"
