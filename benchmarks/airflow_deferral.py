@@ -22,7 +22,7 @@ worker time each variant used (the task processes' lifetimes, from their supervi
 that deferred and of one that ended the task: what a deferrable task costs its worker.
 
 Run: ``.venv/bin/python -m benchmarks.airflow_deferral [--tasks 40] [--seconds 30]`` (about
-12 minutes: the inline run alone is ~10), or ``--quick`` (8 tasks of 10 s, ~2 minutes).
+13 minutes: the inline run alone is ~11), or ``--quick`` (8 tasks of 10 s, ~2 minutes).
 Needs the local PostgreSQL and psycopg, like the system tests; prints why and exits 0 if not.
 """
 
