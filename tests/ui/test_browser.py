@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -231,8 +230,20 @@ def test_gallery_in_chromium_and_regenerate_one_image(
         jobs["image[0]"]["artefacts"][0]["sha256"] == before["image[0]"]["artefacts"][0]["sha256"]
     )
 
+    # A viewer sees no Regenerate button, and Airflow's API refuses the viewer's trigger anyway.
+    viewer = browser.new_context()
+    viewer.add_cookies([{"name": "_token", "value": _token(system, "viewer"), "url": base}])
+    viewer_page = viewer.new_page()
+    viewer_page.goto(gallery)
+    assert viewer_page.locator("article[data-key='image[0]']").count() == 1
+    assert viewer_page.locator("button.regenerate").count() == 0
+    refused = viewer_page.request.post(
+        f"{base}/api/v2/dags/{DAG}/dagRuns", data={"logical_date": None, "conf": {}}
+    )
+    assert refused.status == 403, refused.text()
+    viewer.close()
+
     if os.environ.get("TUTOPANDA_UPDATE_DOCS") == "1":
         for name in ("gallery.png", "catalogue.png"):
             shutil.copy(outputs / name, REPO / "docs" / f"ui-{name}")
     context.close()
-    time.sleep(0)
