@@ -1,6 +1,7 @@
 """Narrated explainer movies about a topic, one Airflow task per producer job.
 
-    script -> image_prompt[i] -> image[i] -> video[i] (the image itself unless `video` is on)
+    script -> image_prompt[i] -> review (a person, when `review` is on)
+           -> image[i] -> video[i] (the image itself unless `video` is on)
            -> narration[i] -> music
     (video[*], narration[*], music) -> assemble -> the MP4 (Asset ``tutopanda_movie``)
 
@@ -26,6 +27,7 @@ from airflow.sdk import DAG, Asset, Param, task
 
 from airflow_provider_tutopanda import movie_tasks
 from airflow_provider_tutopanda.operators.movie import MovieJobOperator
+from airflow_provider_tutopanda.operators.review import ScriptReviewOperator
 from airflow_provider_tutopanda.pools import pool_for
 from airflow_provider_tutopanda.retry import retry_policy_for
 
@@ -77,6 +79,15 @@ def _params(topic: Param, mode: str) -> dict[str, Param]:
             type="boolean",
             title="Video",
             description="Set each image in motion with the video model (image-to-video).",
+        ),
+        "review": Param(
+            False,
+            type="boolean",
+            title="Review the script",
+            description=(
+                "Wait, after the script and image prompts are written and before any media is "
+                "paid for, for a reviewer to approve, edit or reject them (Required actions)."
+            ),
         ),
         "refresh": Param(
             False,
@@ -144,16 +155,21 @@ def movie_pipeline() -> None:
     prompts = MovieJobOperator.partial(**_job("image_prompt", script=script.output)).expand(
         index=indexes
     )
-    images = MovieJobOperator.partial(**_job("image")).expand(prompt=prompts.output)
-    narrations = MovieJobOperator.partial(**_job("narration", script=script.output)).expand(
+    # Before any media is paid for: a reviewer approves, edits or rejects (when `review`).
+    review = ScriptReviewOperator(task_id="review", script=script.output, prompts=prompts.output)
+    approved_script, approved_prompts = review.output["script"], review.output["prompts"]
+    images = MovieJobOperator.partial(**_job("image", prompts=approved_prompts)).expand(
+        index=indexes
+    )
+    narrations = MovieJobOperator.partial(**_job("narration", script=approved_script)).expand(
         index=indexes
     )
     visuals = MovieJobOperator.partial(
-        **_job("video", prompts=prompts.output, narrations=narrations.output)
+        **_job("video", prompts=approved_prompts, narrations=narrations.output)
     ).expand(image=images.output)
-    music = MovieJobOperator(**_job("music", script=script.output, narrations=narrations.output))
+    music = MovieJobOperator(**_job("music", script=approved_script, narrations=narrations.output))
     task(task_id="assemble", outlets=[MOVIE])(movie_tasks.assemble)(
-        script=script.output,
+        script=approved_script,
         visuals=visuals.output,
         narrations=narrations.output,
         music=music.output,

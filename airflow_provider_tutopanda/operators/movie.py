@@ -34,10 +34,10 @@ class MovieJobOperator(ProducerOperator):
     Args:
         role: ``script``, ``image_prompt``, ``image``, ``narration``, ``music`` or ``video``.
         script: The script task's record (roles after the script).
-        index: The segment (``image_prompt``, ``narration``).
-        prompt: The segment's ``image_prompt`` record (``image``).
+        index: The segment (``image_prompt``, ``narration``, ``image``).
+        prompt: The segment's ``image_prompt`` record (``image``; else taken from ``prompts``).
         image: The segment's ``image`` record (``video``).
-        prompts: Every ``image_prompt`` record (``video``).
+        prompts: Every ``image_prompt`` record (``image``, ``video``).
         narrations: Every ``narration`` record (``music``, ``video``).
 
     Returns (XCom): ``script``: ``{"script", "topic", "uri", "estimated_cost_usd"}``;
@@ -97,7 +97,8 @@ class MovieJobOperator(ProducerOperator):
             script = movie_tasks.script_of(self.script)
             return steps.image_prompt_job(options, topic, script, int(self.index))
         if role == "image":
-            return steps.image_job(options, self.prompt["prompt"], int(self.prompt["index"]))
+            prompt = self.prompt if self.prompt is not None else _find(self.prompts, self.index)
+            return steps.image_job(options, prompt["prompt"], int(prompt["index"]))
         if role == "narration":
             index = int(self.index)
             text = movie_tasks.script_of(self.script).segments[index].narration
@@ -192,8 +193,8 @@ def _by_index(records: Any) -> list[dict[str, Any]]:
     return sorted((dict(r) for r in records or ()), key=lambda r: int(r["index"]))
 
 
-def _find(records: Any, index: int) -> dict[str, Any]:
+def _find(records: Any, index: Any) -> dict[str, Any]:
     for record in records or ():
-        if int(record["index"]) == index:
+        if int(record["index"]) == int(index):
             return dict(record)
     raise KeyError(f"no upstream record for segment {index}")

@@ -22,7 +22,8 @@ PAUSE = 0.5
 
 JOB_TASKS = ("script", "image_prompt", "image", "narration", "video", "music")
 PARAMS = (
-    "topic", "segments", "mode", "video", "refresh", "refresh_jobs", "budget", "options",
+    "topic", "segments", "mode", "video", "review", "refresh", "refresh_jobs", "budget",
+    "options",
     *(f"{role}_model" for role in JOB_TASKS),
 )  # fmt: skip
 
@@ -35,7 +36,7 @@ def test_dag_parses_without_import_errors(airflow_home: Path, dag_id: str) -> No
     assert bag.import_errors == {}
     dag = bag.dags.get(dag_id)
     assert dag is not None
-    assert set(dag.task_ids) == {*JOB_TASKS, "segment_indexes", "assemble"}
+    assert set(dag.task_ids) == {*JOB_TASKS, "segment_indexes", "review", "assemble"}
     for name in PARAMS:
         param = dag.params.get_param(name)
         assert {"type", "title"} <= set(param.schema) and param.description, name

@@ -1,0 +1,251 @@
+"""The movie DAGs' features under ``dag.test()``: review, refresh of one job, the video role,
+the daily DAG's topics file, and the pool policy."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pendulum
+import pytest
+
+from tests.airflow.test_movie_dag import _load_dag, _probe
+
+pytestmark = pytest.mark.airflow
+
+
+def _xcom(dag_run: Any, key: str) -> dict[tuple[str, int], Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_run.dag_id,
+                XComModel.run_id == dag_run.run_id,
+                XComModel.key == key,
+            )
+        ).all()
+        return {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in rows}
+
+
+def _jobs(dag_run: Any) -> dict[str, dict[str, Any]]:
+    """The run's job records (XCom ``tutopanda_job``) by job key."""
+    return {record["key"]: record for record in _xcom(dag_run, "tutopanda_job").values()}
+
+
+@pytest.fixture
+def movie(airflow_db: Path, airflow_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    store = tmp_path / "store"
+    monkeypatch.setenv("TUTOPANDA_STORE", str(store))
+    module = _load_dag(airflow_home, f"tp_features_{time.monotonic_ns()}")
+    return SimpleNamespace(module=module, store=store)
+
+
+# -- review --------------------------------------------------------------------------------------
+
+
+def _answer_review(dag_id: str, chosen: str, edits: dict[str, str], deadline: float) -> str:
+    """Wait for the review task to ask, then answer as Airflow's HITL API does."""
+    from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
+    from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    user = SimpleNamespace(get_id=lambda: "reviewer-1", get_name=lambda: "Rita Reviewer")
+    while time.monotonic() < deadline:
+        with create_session() as session:
+            ti = session.scalars(
+                select(TaskInstance).where(
+                    TaskInstance.dag_id == dag_id,
+                    TaskInstance.task_id == "review",
+                    TaskInstance.state == "awaiting_input",
+                )
+            ).first()
+            if ti is not None:
+                ask = session.scalars(select(HITLDetail).where(HITLDetail.ti_id == ti.id)).one()
+                params = dict(ask.params or {})
+                update_hitl_detail(
+                    dag_id=dag_id,
+                    dag_run_id=ti.run_id,
+                    task_id="review",
+                    update_hitl_detail_payload=UpdateHITLDetailPayload(
+                        chosen_options=[chosen],
+                        params_input={
+                            k: edits.get(k, v["value"] if isinstance(v, dict) else v)
+                            for k, v in params.items()
+                        },
+                    ),
+                    user=user,
+                    session=session,
+                )
+                return str(ask.body or "")
+        time.sleep(0.5)
+    raise AssertionError("the review task never asked")
+
+
+def _fail_running_runs(dag_id: str) -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(
+            update(DagRun)
+            .where(DagRun.dag_id == dag_id, DagRun.state == "running")
+            .values(state="failed")
+        )
+
+
+@pytest.mark.parametrize("verdict", ["Approve", "Reject"])
+def test_review_edits_reach_the_media_and_a_rejection_pays_nothing(
+    movie: SimpleNamespace, verdict: str
+) -> None:
+    edits = {
+        "narration_2": "Red pandas wrap their bushy tails around themselves like a scarf.",
+        "image_prompt_1": "A red panda asleep on a snowy branch, tail wrapped around it",
+    }
+    asked: dict[str, str] = {}
+
+    def answer() -> None:
+        try:
+            asked["body"] = _answer_review(
+                "tutopanda_movie", verdict, edits, time.monotonic() + 120
+            )
+        except BaseException as error:  # seen by the test, not lost in the thread
+            asked["error"] = repr(error)
+            _fail_running_runs("tutopanda_movie")  # or dag.test() would wait for ever
+
+    reviewer = threading.Thread(target=answer, daemon=True)
+    reviewer.start()
+    dag_run = movie.module.dag.test(
+        run_conf={"topic": "Red pandas in winter", "segments": 2, "review": True}
+    )
+    reviewer.join(timeout=5)
+    assert "error" not in asked, asked
+    assert "## " in asked["body"], "the reviewer saw the script"
+    jobs = _jobs(dag_run)
+    if verdict == "Reject":
+        assert dag_run.state == "failed"
+        assert set(jobs) == {"script", "image_prompt[0]", "image_prompt[1]"}, "no media job ran"
+        assert not (movie.store / "runs").exists(), "no movie, no manifest"
+        return
+    assert dag_run.state == "success"
+    assert jobs["narration[1]"]["inputs"]["prompt"] == edits["narration_2"]
+    assert jobs["image[0]"]["inputs"]["prompt"] == edits["image_prompt_1"]
+    assert jobs["narration[0]"]["inputs"]["prompt"] != edits["narration_2"], "only that one"
+    review = _xcom(dag_run, "review")[("review", -1)]
+    assert review["by"] == "Rita Reviewer"
+    assert sorted(review["changed"]) == ["image_prompt[0]", "narration[1]"]
+
+
+def test_review_off_passes_through_without_asking(movie: SimpleNamespace) -> None:
+    dag_run = movie.module.dag.test(run_conf={"topic": "Tides", "segments": 1})
+    assert dag_run.state == "success"
+    assert _xcom(dag_run, "review")[("review", -1)] == {
+        "reviewed": False,
+        "by": None,
+        "changed": [],
+    }
+
+
+# -- refresh one job; the video role --------------------------------------------------------------
+
+
+def test_refresh_jobs_remakes_that_job_and_reuses_the_rest(movie: SimpleNamespace) -> None:
+    conf = {"topic": "How bees make honey", "segments": 2}
+    first = movie.module.dag.test(run_conf=conf)
+    assert first.state == "success"
+    assert not any(j["reused"] for j in _jobs(first).values())
+
+    again = movie.module.dag.test(run_conf={**conf, "refresh_jobs": ["image[1]"]})
+    assert again.state == "success"
+    remade = {key for key, job in _jobs(again).items() if not job["reused"]}
+    assert remade == {"image[1]"}
+
+
+def test_the_video_role_puts_clips_in_the_movie(movie: SimpleNamespace) -> None:
+    dag_run = movie.module.dag.test(
+        run_conf={"topic": "What makes a rainbow?", "segments": 1, "video": True}
+    )
+    assert dag_run.state == "success"
+    jobs = _jobs(dag_run)
+    assert jobs["video[0]"]["model_id"].startswith("replicate:")
+    assert jobs["video[0]"]["inputs"]["image"] == jobs["image[0]"]["artefacts"][0]["uri"]
+    returns = _xcom(dag_run, "return_value")
+    assert returns[("video", 0)]["kind"] == "video"
+    movie_info = _probe(movie.store, returns[("assemble", -1)]["movie"])
+    assert movie_info.has_video and movie_info.has_audio
+
+
+# -- the daily DAG --------------------------------------------------------------------------------
+
+
+def test_daily_movie_takes_the_days_topic_and_a_rerun_reuses_everything(
+    movie: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    topics = tmp_path / "topics.txt"
+    topics.write_text("# ours\nHow do owls see at night?\n2026-03-02: Why do cats purr?\n")
+    monkeypatch.setenv("TUTOPANDA_TOPICS", str(topics))
+    dag = movie.module.daily_dag
+    day = pendulum.datetime(2026, 3, 2, tz="UTC")
+
+    first = dag.test(logical_date=day, run_conf={"segments": 1})
+    assert first.state == "success"
+    assert _xcom(first, "return_value")[("script", -1)]["topic"] == "Why do cats purr?"
+    manifests = list((movie.store / "runs").glob("*/manifest.json"))
+    assert [json.loads(m.read_text())["parameters"]["topic"] for m in manifests] == [
+        "Why do cats purr?"
+    ]
+
+    other = dag.test(logical_date=day.add(days=1), run_conf={"segments": 1})
+    assert _xcom(other, "return_value")[("script", -1)]["topic"] == "How do owls see at night?"
+
+
+def test_topic_for_date_is_stable_and_prefers_a_dated_line(tmp_path: Path) -> None:
+    from airflow_provider_tutopanda.movie_tasks import topic_for_date
+
+    topics = tmp_path / "t.txt"
+    topics.write_text("A\nB\nC\n2026-01-05: Dated\n")
+    days = [f"2026-01-{d:02d}" for d in range(1, 8)]
+    picked = [topic_for_date(topics, d) for d in days]
+    assert picked == [topic_for_date(topics, d) for d in days], "stable"
+    assert picked[4] == "Dated"
+    assert set(picked) - {"Dated"} == {"A", "B", "C"}
+    empty = tmp_path / "e.txt"
+    empty.write_text("# nothing\n\n")
+    with pytest.raises(ValueError, match="no topic"):
+        topic_for_date(empty, "2026-01-01")
+
+
+# -- the pool follows the run's model --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("task_id", "pool", "conf", "expected"),
+    [
+        ("image", "tutopanda_replicate", {"image_model": "openai:gpt-image-1"}, "tutopanda_openai"),
+        ("image", "tutopanda_replicate", {"image_model": "replicate:x/y"}, "tutopanda_replicate"),
+        ("image", "tutopanda_replicate", {"image_model": "acme:tiny"}, "tutopanda_replicate"),
+        ("image", "tutopanda_replicate", {}, "tutopanda_replicate"),
+        ("image", "default_pool", {"image_model": "openai:gpt-image-1"}, "default_pool"),
+        ("script", "tutopanda_openai", {"script_model": "replicate:a/b"}, "tutopanda_replicate"),
+    ],
+)
+def test_the_installed_policy_routes_a_task_to_its_runs_provider_pool(
+    airflow_home: Path, task_id: str, pool: str, conf: dict[str, str], expected: str
+) -> None:
+    # Airflow loads the policy entry points when it starts; nothing is configured here.
+    from airflow.settings import task_instance_mutation_hook
+
+    ti = SimpleNamespace(task_id=task_id, pool=pool)
+    task_instance_mutation_hook(ti, dag_run=SimpleNamespace(conf=conf))  # type: ignore[arg-type]
+    assert ti.pool == expected
