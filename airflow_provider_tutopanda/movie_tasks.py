@@ -148,11 +148,11 @@ def script_of(record: Mapping[str, Any]) -> Script:
 def duration(uri: str) -> float:
     """The probed length of a stored audio or video, in seconds."""
     from airflow_provider_tutopanda.operators.producer import _run
+    from airflow_provider_tutopanda.store import open_airflow_store
     from producers.sdk.errors import ErrorCode, ProviderError
     from producers.sdk.media import probe
-    from producers.storage import open_store
 
-    path = _run(open_store(store_uri()).local_path(uri))
+    path = _run(open_airflow_store(store_uri()).local_path(uri))
     seconds = probe(path).duration_seconds
     if not seconds:
         raise ProviderError(
@@ -216,10 +216,10 @@ def assemble(
     video role is off). Returns ``{"movie": uri, "timeline": uri, "duration": seconds}``.
     """
     from airflow_provider_tutopanda.operators.producer import _run
+    from airflow_provider_tutopanda.store import open_airflow_store
     from producers.pipeline.assembly import assemble as render
     from producers.pipeline.assembly import store_timeline
     from producers.pipeline.timeline import NarrationClip, Visual, build_timeline
-    from producers.storage import open_store
 
     shown = [
         Visual(uri=v["uri"], kind=v.get("kind", "image"))
@@ -236,7 +236,7 @@ def assemble(
         music_uri=music["uri"] if music else None,
         pause=PAUSE_SECONDS,
     )
-    store = open_store(store_uri())
+    store = open_airflow_store(store_uri())
 
     async def both() -> tuple[str, str]:
         stored_timeline = await store_timeline(timeline, store)

@@ -59,5 +59,32 @@ PROVIDER_INFO: dict[str, Any] = {
             "hook-name": "OpenAI",
         },
     ],
-    "extra-links": ["airflow_provider_tutopanda.links.artefact.ArtefactLink"],
+    "extra-links": [
+        "airflow_provider_tutopanda.links.artefact.ArtefactLink",
+        "airflow_provider_tutopanda.links.artefact.ArtefactsLink",
+    ],
+    "config": {
+        "tutopanda": {
+            "description": "Where tutopanda tasks, triggers and the UI keep artefacts.",
+            "options": {
+                "store": {
+                    "description": (
+                        "The artefact store: a directory, file:///dir or s3://bucket/prefix. "
+                        "$TUTOPANDA_STORE wins over it; empty: $AIRFLOW_HOME/tutopanda-store."
+                    ),
+                    "version_added": "0.1.0",
+                    "type": "string",
+                    "example": "s3://my-bucket/tutopanda",
+                    "default": "",
+                },
+                "aws_conn_id": {
+                    "description": "The Amazon connection an s3:// store uses.",
+                    "version_added": "0.1.0",
+                    "type": "string",
+                    "example": "aws_default",
+                    "default": "aws_default",
+                },
+            },
+        }
+    },
 }

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from airflow_provider_tutopanda.links.artefact import ArtefactLink
+from airflow_provider_tutopanda.links.artefact import ArtefactLink, ArtefactsLink
 
-__all__ = ["ArtefactLink"]
+__all__ = ["ArtefactLink", "ArtefactsLink"]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from airflow_provider_tutopanda.links.artefact import ArtefactLink
+from airflow_provider_tutopanda.links.artefact import ArtefactLink, ArtefactsLink
 from airflow_provider_tutopanda.retry import retry_policy_for
 
 if TYPE_CHECKING:
@@ -63,12 +63,10 @@ def parse_model_id(model: str) -> tuple[str, str]:
 
 
 def default_store() -> str:
-    """``$TUTOPANDA_STORE``, else ``tutopanda-store`` under ``$AIRFLOW_HOME``."""
-    explicit = os.environ.get("TUTOPANDA_STORE")
-    if explicit:
-        return explicit
-    home = os.environ.get("AIRFLOW_HOME") or os.path.join("~", "airflow")
-    return os.path.join(os.path.expanduser(home), "tutopanda-store")
+    """``$TUTOPANDA_STORE``, else ``[tutopanda] store``, else ``$AIRFLOW_HOME/tutopanda-store``."""
+    from airflow_provider_tutopanda.store import default_store as store
+
+    return store()
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
@@ -115,7 +113,7 @@ class ProducerOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("inputs", "custom", "mode")
     template_fields_renderers: ClassVar[dict[str, str]] = {"inputs": "json", "custom": "json"}
-    operator_extra_links = (ArtefactLink(),)
+    operator_extra_links = (ArtefactLink(), ArtefactsLink())
     ui_color = "#f6d7a7"
 
     def __init__(

@@ -12,7 +12,6 @@ from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.handler import FIRST_POLL_DELAY, HandlerDeps, ProducerHandler
 from producers.sdk.jobs import JobHandle, JobRequest
 from producers.sdk.secrets import StaticSecretResolver
-from producers.storage import open_store
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +24,9 @@ def build_handler(
     """The SDK handler of ``request``: live mode takes secrets and client options from the
     provider's hook (its Airflow connection); mock mode needs no secret at all."""
     provider = request.descriptor.provider
-    deps = HandlerDeps(store=open_store(store), poll_interval=poll_interval)
+    from airflow_provider_tutopanda.store import open_airflow_store
+
+    deps = HandlerDeps(store=open_airflow_store(store), poll_interval=poll_interval)
     if request.mode == "live":
         from airflow_provider_tutopanda.hooks import hook_for
 

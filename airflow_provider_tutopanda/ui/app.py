@@ -54,10 +54,9 @@ def _ui_dags() -> tuple[str, ...]:
 
 
 def _default_store() -> ArtefactStore:
-    from airflow_provider_tutopanda.operators.producer import default_store
-    from producers.storage import open_store
+    from airflow_provider_tutopanda.store import open_airflow_store
 
-    return open_store(default_store())
+    return open_airflow_store()
 
 
 def manifest_run_id(dag_run_id: str) -> str:

@@ -60,7 +60,7 @@ def _task_instances(dag_run: Any) -> dict[tuple[str, int], Any]:
         }
 
 
-def _returns(dag_run: Any) -> dict[tuple[str, int], Any]:
+def _returns(dag_run: Any, key: str = "return_value") -> dict[tuple[str, int], Any]:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -70,7 +70,7 @@ def _returns(dag_run: Any) -> dict[tuple[str, int], Any]:
             select(XComModel).where(
                 XComModel.dag_id == dag_run.dag_id,
                 XComModel.run_id == dag_run.run_id,
-                XComModel.key == "return_value",
+                XComModel.key == key,
             )
         ).all()
         return {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in rows}
@@ -240,6 +240,13 @@ def test_live_safety_block_fails_at_once_with_the_full_message(
     assert error.error.code.value in message
     for part in ("replicate:bytedance/seedream-4", "producer", "a red panda", error.error.reason):
         assert part in message
+    # the failure is recorded where the UI reads it: the job record, with the error in place
+    job = _returns(result["run"], "tutopanda_job")[("image", -1)]
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == error.error.code.value
+    assert job["error"]["prompt"] == "a red panda"
+    assert job["error"]["model"] == "bytedance/seedream-4"
+    assert job["error"]["reason"] == error.error.reason
 
 
 # -- the trigger ------------------------------------------------------------------------------

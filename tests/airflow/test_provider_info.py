@@ -35,7 +35,11 @@ def test_provider_info_validates_against_the_shipped_schema() -> None:
         "replicate": "airflow_provider_tutopanda.hooks.replicate.ReplicateHook",
         "openai": "airflow_provider_tutopanda.hooks.openai.OpenAIHook",
     }
-    assert info["extra-links"] == ["airflow_provider_tutopanda.links.artefact.ArtefactLink"]
+    assert info["extra-links"] == [
+        "airflow_provider_tutopanda.links.artefact.ArtefactLink",
+        "airflow_provider_tutopanda.links.artefact.ArtefactsLink",
+    ]
+    assert set(info["config"]["tutopanda"]["options"]) == {"store", "aws_conn_id"}
 
 
 def test_connection_types_name_importable_hooks_with_matching_attributes() -> None:
