@@ -71,6 +71,8 @@ class MovieJobOperator(ProducerOperator):
         if role not in movie_tasks.ROLES:
             raise ValueError(f"role {role!r} is not one of {', '.join(movie_tasks.ROLES)}")
         kwargs.setdefault("mode", "{{ params.mode }}")
+        # the task shapes its record for the next tasks after collecting: back on a worker
+        kwargs.setdefault("collect_in_trigger", False)
         kwargs.setdefault("job_key", role)
         super().__init__(model=movie_tasks.default_models()[role], role=role, **kwargs)
         self.script = script

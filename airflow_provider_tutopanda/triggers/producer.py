@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 from asgiref.sync import sync_to_async
 
 from producers.sdk.errors import ProviderError
@@ -20,12 +20,19 @@ class ProducerTrigger(BaseTrigger):
     ProviderError.to_dict(), "handle": ...}``. A ``rate_limited`` poll waits inside the
     trigger and polls again.
 
+    With ``finish`` (the job's fingerprint and where it sits in a pipeline), the trigger also
+    collects the artefacts into the store and ends the task itself (``TaskSuccessEvent`` with
+    the return value and the ``tutopanda_job`` record): the task never comes back to a worker
+    slot. A failure still goes back to the task (its retry policy decides).
+
     Args:
         request: The job request as a JSON dict (``JobRequest.model_dump(mode="json")``).
         handle: The submitted job as a JSON dict (``JobHandle.model_dump(mode="json")``).
         store: The artefact store URI or path.
         conn_id: The provider connection (live mode); None for the provider's default.
         poll_interval: Fixed seconds between polls; None lets the producer decide.
+        finish: ``{"fingerprint", "where": {key, role, segment}}`` to collect and end the
+            task here; None to hand the task back to a worker to collect.
     """
 
     def __init__(
@@ -35,6 +42,7 @@ class ProducerTrigger(BaseTrigger):
         store: str,
         conn_id: str | None = None,
         poll_interval: float | None = None,
+        finish: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.request = request
@@ -42,6 +50,7 @@ class ProducerTrigger(BaseTrigger):
         self.store = store
         self.conn_id = conn_id
         self.poll_interval = poll_interval
+        self.finish = finish
 
     @property
     def mode(self) -> str:
@@ -58,6 +67,7 @@ class ProducerTrigger(BaseTrigger):
                 "store": self.store,
                 "conn_id": self.conn_id,
                 "poll_interval": self.poll_interval,
+                "finish": self.finish,
             },
         )
 
@@ -79,10 +89,32 @@ class ProducerTrigger(BaseTrigger):
         try:
             handler, request, handle = await self._handler()
             await wait_until_done(handler, request, handle, self.poll_interval)
+            if self.finish is not None:
+                xcoms = await self._collect(handler, request, handle, self.finish)
         except ProviderError as error:
             yield TriggerEvent({"status": "error", "error": error.to_dict(), "handle": self.handle})
             return
+        if self.finish is not None:
+            yield TaskSuccessEvent(xcoms=xcoms)
+            return
         yield TriggerEvent({"status": "done", "handle": self.handle})
+
+    @staticmethod
+    async def _collect(
+        handler: ProducerHandler, request: JobRequest, handle: JobHandle, finish: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Collect into the store, remember for reuse; the task's XComs."""
+        from airflow_provider_tutopanda.operators.producer import JOB_XCOM_KEY
+        from producers.pipeline import reuse
+        from producers.storage.manifest import JobRecord
+
+        result = await handler.collect(request, handle)
+        await reuse.remember(handler.deps.store, finish["fingerprint"], request.mode, result)
+        record = JobRecord.succeeded(request, result, **dict(finish.get("where") or {}))
+        return {
+            "return_value": [a.record() for a in result.artefacts],
+            JOB_XCOM_KEY: record.model_dump(mode="json"),
+        }
 
     async def on_kill(self) -> None:
         """The task was killed while deferred: cancel the job at the provider."""

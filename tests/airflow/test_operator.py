@@ -314,3 +314,41 @@ def test_trigger_reports_a_failure_as_one_error_event(monkeypatch: pytest.Monkey
     (event,) = events
     assert event.payload["status"] == "error"
     assert event.payload["error"]["code"] == "safety_blocked"
+
+
+def test_trigger_with_finish_collects_and_ends_the_task_itself(tmp_path: Path) -> None:
+    from airflow.triggers.base import TaskSuccessEvent
+
+    from airflow_provider_tutopanda.triggers.jobs import build_handler
+    from airflow_provider_tutopanda.triggers.producer import ProducerTrigger
+    from producers.pipeline import reuse
+    from producers.sdk.jobs import Descriptor, JobRequest
+
+    store = str(tmp_path / "store")
+    request = JobRequest(
+        descriptor=Descriptor.parse(MODEL), mode="mock", inputs={"prompt": "a red panda"}
+    )
+    handler = build_handler(request, store, None, None)
+
+    async def scenario() -> tuple[list[Any], str]:
+        fingerprint = handler.fingerprint(await handler.prepare(request))
+        handle = await handler.submit(request)
+        trigger = ProducerTrigger(
+            request=request.model_dump(mode="json"),
+            handle=handle.model_dump(mode="json"),
+            store=store,
+            finish={"fingerprint": fingerprint, "where": {"key": "image[0]", "role": "image"}},
+        )
+        return [event async for event in trigger.run()], fingerprint
+
+    events, fingerprint = asyncio.run(scenario())
+    (event,) = events
+    assert isinstance(event, TaskSuccessEvent)
+    assert event.xcoms is not None
+    (record,) = event.xcoms["return_value"]
+    job = event.xcoms["tutopanda_job"]
+    assert job["key"] == "image[0]" and job["status"] == "succeeded"
+    assert job["artefacts"][0]["uri"] == record["uri"]
+    assert _exists(tmp_path / "store", record["uri"])
+    remembered = asyncio.run(reuse.lookup(handler.deps.store, fingerprint, "mock"))
+    assert remembered is not None and remembered.artefacts[0].uri == record["uri"]
