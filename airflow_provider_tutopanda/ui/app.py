@@ -30,6 +30,7 @@ from airflow_provider_tutopanda.ui.gallery import (
     find_artefact,
     job_key,
     job_view,
+    review_view,
     run_view,
     scrub,
     valid_job_key,
@@ -188,6 +189,9 @@ def create_app(ui: UI | None = None) -> FastAPI:
         if manifest is None:
             outputs = await run_in_threadpool(ui.runs.return_value, dag_id, run_id, "assemble")
         view = run_view(manifest, records, outputs if isinstance(outputs, dict) else None)
+        review = review_view(
+            await run_in_threadpool(ui.runs.return_value, dag_id, run_id, "review", "review")
+        )
         timeline_svg = await _timeline(ui, view.outputs, records)
         conf = scrub({**(view.parameters or run.conf)})
         return ui.page(
@@ -195,6 +199,7 @@ def create_app(ui: UI | None = None) -> FastAPI:
             "gallery.html",
             run=run,
             view=view,
+            review=review,
             timeline_svg=timeline_svg,
             can_trigger=ui.access.can_trigger(user, dag_id),
             conf_json=json.dumps(conf),

@@ -261,3 +261,25 @@ def find_artefact(
             if isinstance(artefact, dict) and artefact.get("id") == artefact_id:
                 return artefact
     return None
+
+
+@dataclass
+class ReviewView:
+    """A reviewed run's verdict: who approved the script, and what they changed."""
+
+    by: str
+    changed: list[str]
+
+    @property
+    def summary(self) -> str:
+        """``Reviewed by X: changed narration[0], image_prompt[1]`` (or ``approved as written``)."""
+        what = f"changed {', '.join(self.changed)}" if self.changed else "approved as written"
+        return f"Reviewed by {self.by}: {what}"
+
+
+def review_view(outcome: Any) -> ReviewView | None:
+    """The ``review`` task's outcome (XCom ``review``) if a person reviewed the run, else None."""
+    if not isinstance(outcome, dict) or not outcome.get("reviewed"):
+        return None
+    changed = [str(c) for c in outcome.get("changed") or [] if valid_job_key(str(c))]
+    return ReviewView(by=str(outcome.get("by") or "a reviewer"), changed=changed)

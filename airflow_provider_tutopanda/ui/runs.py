@@ -37,8 +37,10 @@ class RunSource(Protocol):
     def job_records(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         """The job records (XCom ``tutopanda_job``) of the run's tasks."""
 
-    def return_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
-        """A task's return value (XCom ``return_value``, unmapped), or None."""
+    def return_value(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value"
+    ) -> Any:
+        """A task's return value (XCom ``key``, default ``return_value``, unmapped), or None."""
 
     def recent_runs(self, dag_ids: Iterable[str], limit: int) -> list[RunInfo]:
         """The newest runs of these DAGs, newest first."""
@@ -64,9 +66,11 @@ class AirflowRuns:
         rows = self._xcoms(dag_id, run_id, JOB_XCOM_KEY)
         return [value for _, _, value in rows if isinstance(value, dict)]
 
-    def return_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
-        """A task's return value (unmapped), or None."""
-        for found_task, map_index, value in self._xcoms(dag_id, run_id, "return_value", task_id):
+    def return_value(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value"
+    ) -> Any:
+        """A task's return value (XCom ``key``, unmapped), or None."""
+        for found_task, map_index, value in self._xcoms(dag_id, run_id, key, task_id):
             if found_task == task_id and map_index == -1:
                 return value
         return None

@@ -158,9 +158,16 @@ async def stored_run(store: LocalStore) -> StoredRun:
 class FakeRuns:
     """A :class:`RunSource` over a dict, instead of Airflow's metadata DB."""
 
-    def __init__(self, runs: dict[tuple[str, str], RunInfo], records: dict | None = None) -> None:
+    def __init__(
+        self,
+        runs: dict[tuple[str, str], RunInfo],
+        records: dict | None = None,
+        values: dict[tuple[str, str, str, str], Any] | None = None,
+    ) -> None:
         self.runs = runs
         self.records = records or {}
+        #: XComs by ``(dag_id, run_id, task_id, key)``.
+        self.values = values or {}
 
     def get_run(self, dag_id: str, run_id: str) -> RunInfo | None:
         return self.runs.get((dag_id, run_id))
@@ -168,8 +175,10 @@ class FakeRuns:
     def job_records(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         return list(self.records.get((dag_id, run_id), []))
 
-    def return_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
-        return None
+    def return_value(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value"
+    ) -> Any:
+        return self.values.get((dag_id, run_id, task_id, key))
 
     def recent_runs(self, dag_ids: Any, limit: int) -> list[RunInfo]:
         wanted = set(dag_ids)

@@ -68,6 +68,10 @@ def stored(tmp_path: Path) -> StoredRun:
     return asyncio.run(stored_run(LocalStore(tmp_path / "store")))
 
 
+#: The review task's outcome (XCom ``review``): who approved the script, what they changed.
+REVIEW = {"reviewed": True, "by": "admin <b>", "changed": ["narration[0]", "image_prompt[1]"]}
+
+
 @pytest.fixture
 def client(stored: StoredRun, auth_manager: Any) -> Any:
     from fastapi.testclient import TestClient
@@ -82,7 +86,8 @@ def client(stored: StoredRun, auth_manager: Any) -> Any:
             # manifest says it is tutopanda_movie's, so nothing of it may show there.
             ("tutopanda_daily_movie", RUN): RunInfo("tutopanda_daily_movie", RUN, "success"),
             ("another_dag", RUN): RunInfo("another_dag", RUN, "success"),
-        }
+        },
+        values={(DAG, RUN, "review", "review"): REVIEW},
     )
     return TestClient(create_app(UI(runs=runs, store=lambda: stored.store)))
 
@@ -114,6 +119,28 @@ def test_gallery_shows_every_artefact_failure_cost_and_timeline(client: Any, tok
     assert "a scary red panda" in html
     assert 'class="timeline"' in html and 'data-key="image[0]"' in html
     assert html.count('class="regenerate"') == 4  # one per job, the failed one too
+
+
+def test_gallery_shows_who_reviewed_the_script_and_what_they_changed(
+    client: Any, tokens: dict
+) -> None:
+    page = client.get(GALLERY, headers=bearer(tokens["admin"])).text
+    assert "Reviewed by admin &lt;b&gt;: changed narration[0], image_prompt[1]" in page
+
+
+def test_an_unreviewed_run_shows_no_review(client: Any, tokens: dict) -> None:
+    from airflow_provider_tutopanda.ui.gallery import review_view
+
+    assert review_view({"reviewed": False, "by": None, "changed": []}) is None
+    assert review_view(None) is None
+    assert review_view({"reviewed": True, "by": "ann", "changed": []}).summary == (
+        "Reviewed by ann: approved as written"
+    )
+    # Only tutopanda_movie's run was reviewed, not the daily DAG's run of the same id.
+    page = client.get(
+        "/dags/tutopanda_daily_movie/runs/" + RUN, headers=bearer(tokens["admin"])
+    ).text
+    assert 'class="review"' not in page
 
 
 def test_the_session_cookie_of_the_airflow_ui_is_accepted(client: Any, tokens: dict) -> None:

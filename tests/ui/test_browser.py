@@ -4,8 +4,11 @@ api-server with the plugin, PostgreSQL), the movie made live against the fake pr
 Signs in through Airflow's own ``/auth/token``, opens a run's gallery (also as the tab of the
 DAG run page), and checks what a person would see: every image loaded, every audio and video
 with a duration, the timeline drawn, the task-instance tab's image; then Regenerate on one
-image starts a run that asks the providers for exactly one new prediction. Screenshots of the
-gallery and the catalogue go to ``$TUTOPANDA_TEST_OUTPUTS`` (default: the test's tmp dir);
+image starts a run that asks the providers for exactly one new prediction. A second run, with
+``review`` on, waits for a person: its required action is answered in Airflow's own UI (the
+task instance's "Required Actions" panel) with an edited narration and Approve, and that text
+is what the narration job was asked to speak. Screenshots of the gallery, the catalogue and the
+review form go to ``$TUTOPANDA_TEST_OUTPUTS`` (default: the test's tmp dir);
 ``TUTOPANDA_UPDATE_DOCS=1`` also copies them to ``docs/``.
 
 Needs Debian's ``chromium`` (``.ci/run`` installs it) and PostgreSQL: skipped without them,
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -140,6 +144,59 @@ def _outputs(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def movie_runs(airflow_system: AirflowSystem) -> dict[str, str]:
+    """Two runs made side by side: ``plain`` (no review) and ``reviewed`` (``review`` on).
+
+    The reviewed run pays for nothing while it waits for its reviewer, so it does not disturb
+    what the plain run's tests count.
+    """
+    system = airflow_system
+    system.wait_for_dag(DAG)
+    live = {"mode": "live", "segments": SEGMENTS}
+    return {
+        "plain": system.trigger(DAG, conf={**live, "topic": "Red pandas"}),
+        "reviewed": system.trigger(DAG, conf={**live, "topic": "Snow leopards", "review": True}),
+    }
+
+
+def _wait_for_task_state(
+    system: AirflowSystem, run_id: str, task_id: str, wanted: str, timeout: float = 180.0
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = {t["state"] for t in system.task_instances(DAG, run_id) if t["task_id"] == task_id}
+        if wanted in states:
+            return
+        if system.run_state(DAG, run_id) in ("success", "failed"):
+            break
+        time.sleep(0.5)
+    raise AssertionError(f"{task_id} of {run_id} never {wanted}\n{system.diagnostics()}")
+
+
+def _quiet(system: AirflowSystem, run_id: str, timeout: float = 240.0) -> None:
+    """Wait until ``run_id`` asks the providers nothing: over, or waiting for its reviewer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if system.run_state(DAG, run_id) in ("success", "failed"):
+            return
+        tasks = system.task_instances(DAG, run_id)
+        waiting = any(t["task_id"] == "review" and t["state"] == "awaiting_input" for t in tasks)
+        busy = any(t["state"] in ("queued", "scheduled", "running", "deferred") for t in tasks)
+        if waiting and not busy:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{run_id} still busy\n{system.diagnostics()}")
+
+
+def _api_json(system: AirflowSystem, token: str, path: str) -> Any:
+    request = urllib.request.Request(
+        f"{_base(system)}/api/v2{path}", headers={"Authorization": f"Bearer {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return json.loads(answer.read())
+
+
 MEDIA_READY = """async () => {
   const loaded = (el, ev) => new Promise((ok) => {
     if (el.readyState >= 1) return ok();
@@ -160,16 +217,75 @@ MEDIA_READY = """async () => {
 }"""
 
 
+EDITED = "Red pandas nap in the treetops, wrapped in their own fluffy tails."
+
+
+def test_a_review_edit_made_in_airflows_ui_reaches_the_narration(
+    airflow_system: AirflowSystem, movie_runs: dict[str, str], browser: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    system = airflow_system
+    run_id = movie_runs["reviewed"]
+    quoted = urllib.parse.quote(run_id, safe="")
+    _wait_for_task_state(system, run_id, "review", "awaiting_input")
+
+    base = _base(system)
+    token = _token(system, "admin")
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    context.add_cookies([{"name": "_token", "value": token, "url": base}])
+    page = context.new_page()
+
+    # Airflow's own UI: the review task instance's required action, a form prefilled with
+    # the script's texts; a new first narration, then Approve.
+    page.goto(f"{base}/dags/{DAG}/runs/{quoted}/tasks/review/required_actions")
+    field = page.locator("#element_narration_1")
+    field.wait_for(timeout=60_000)
+    assert field.input_value().strip(), "the narration field is prefilled with the script's"
+    assert page.locator("#element_image_prompt_2").input_value().strip()
+    field.fill(EDITED)
+    page.screenshot(path=str(_outputs(tmp_path) / "review.png"), full_page=True)
+    page.get_by_role("button", name="Approve", exact=True).click()
+
+    assert system.wait_for_run(DAG, run_id, timeout=240) == "success", system.diagnostics()
+
+    # What the narration job was asked to speak: its record (XCom) and the run's manifest.
+    entry = _api_json(
+        system,
+        token,
+        f"/dags/{DAG}/dagRuns/{quoted}/taskInstances/narration/xcomEntries/tutopanda_job"
+        "?map_index=0",
+    )
+    record = entry["value"] if isinstance(entry["value"], dict) else json.loads(entry["value"])
+    assert record["inputs"]["prompt"] == EDITED, record
+    jobs = _manifest_jobs(system, run_id)
+    assert jobs["narration[0]"]["inputs"]["prompt"] == EDITED, jobs["narration[0]"]
+    assert jobs["narration[1]"]["inputs"]["prompt"] != EDITED
+
+    # Who answered, and what they changed (the review task's outcome).
+    review = _api_json(
+        system, token, f"/dags/{DAG}/dagRuns/{quoted}/taskInstances/review/xcomEntries/review"
+    )["value"]
+    review = review if isinstance(review, dict) else json.loads(review)
+    assert review["reviewed"] is True and review["changed"] == ["narration[0]"], review
+
+    # The gallery shows the spoken text, and who reviewed the script.
+    page.goto(f"{base}/tutopanda/dags/{DAG}/runs/{quoted}")
+    expect(page.locator("article[data-key='narration[0]']")).to_contain_text(EDITED)
+    expect(page.locator("#review")).to_have_text("Reviewed by admin: changed narration[0]")
+    context.close()
+
+
 def test_gallery_in_chromium_and_regenerate_one_image(
     airflow_system: AirflowSystem,
+    movie_runs: dict[str, str],
     fakes: tuple[FakeReplicate, FakeOpenAI],
     browser: Any,
     tmp_path: Path,
 ) -> None:
     replicate_fake, openai_fake = fakes
     system = airflow_system
-    system.wait_for_dag(DAG)
-    run_id = system.trigger(DAG, conf={"mode": "live", "segments": SEGMENTS, "topic": "Red pandas"})
+    run_id = movie_runs["plain"]
     assert system.wait_for_run(DAG, run_id, timeout=240) == "success", system.diagnostics()
 
     base = _base(system)
@@ -212,6 +328,8 @@ def test_gallery_in_chromium_and_regenerate_one_image(
     page.screenshot(path=str(outputs / "catalogue.png"), full_page=True)
 
     # Regenerate image[1]: a new run through Airflow's API, one new prediction, the rest reused.
+    # (The reviewed run asks the providers nothing while it waits, nor once it is over.)
+    _quiet(system, movie_runs["reviewed"])
     replicate_fake.reset()
     openai_fake.reset()
     page.goto(gallery)
