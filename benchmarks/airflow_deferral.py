@@ -11,7 +11,7 @@ Measured in the same run, each the DAG run's own wall time (``dag_run`` start to
 - ``inline``: the tasks wait for their prediction in the worker: the baseline, about
   ``tasks x seconds / slots``;
 - ``deferrable``: the tasks submit, defer to the triggerer (no slot while the prediction
-  runs), and come back to a worker to collect the image;
+  runs); the trigger collects the image and ends the task (no second worker pass);
 - ``sensor``: the reference: as many bare deferrable ``TimeDeltaSensor`` of the same seconds
   (Airflow's own cheapest deferral; their delta counts from the run's start).
 
@@ -207,10 +207,9 @@ def report(results: Mapping[str, Any], tasks: int, seconds: float) -> dict[str, 
         ratio = inline / wall if inline else None
         results[variant]["ratio"] = None if ratio is None else round(ratio, 2)
         passes = results[variant]
-        per_pass = "/".join(
-            f"{passes[key]:.2f}"
+        per_pass = " / ".join(
+            f"{passes[key]:.2f}" if key in passes else "-"
             for key in ("median_deferred_s", "median_success_s")
-            if key in passes
         )
         rows.append(
             [
@@ -223,7 +222,7 @@ def report(results: Mapping[str, Any], tasks: int, seconds: float) -> dict[str, 
             ]
         )
     headers = ["variant", "wall s", "inline / variant", f"{ideal_inline:.0f} s / variant"]
-    headers += ["worker s", "s per pass (defer/end)"]
+    headers += ["worker s", "s per pass: defer / end"]
     print(format_table(headers, rows))
     deferrable = results.get("deferrable", {}).get("ratio")
     if deferrable is not None:
