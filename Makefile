@@ -52,7 +52,7 @@ demo: setup  ## Single producers in mock mode: a script, then an image
 
 BENCH_OUT ?= /tmp/tutopanda-bench
 
-bench: setup  ## Benchmarks, not tests (~3 min): SDK overhead vs bare httpx, 512 MiB download memory, movie vs ideal
+bench: setup  ## Benchmarks, not tests (~7 min): SDK overhead, 512 MiB download memory, movie vs ideal, DAG parse, quick Airflow deferral
 	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/sdk_overhead.json $(BENCH_OUT)/download_memory.json
 	$(BIN)/python -m benchmarks.sdk_overhead --json $(BENCH_OUT)/sdk_overhead.json
 	$(BIN)/python -m benchmarks.download_memory --json $(BENCH_OUT)/download_memory.json
