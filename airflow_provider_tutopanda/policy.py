@@ -7,6 +7,9 @@ provider's pool instead, so the provider's concurrency cap holds whatever the fo
 
 Only tasks already in a ``tutopanda_*`` pool are touched; an unknown provider (one with no pool
 in ``pools.json``) keeps the task's pool. Installed with the package; nothing to configure.
+
+Because every Airflow process loads this module at start, it is also where the opt-in
+``[tutopanda] preload_sdk`` warms the parents of forked task processes (:mod:`.preload`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.policies import hookimpl
 
+from airflow_provider_tutopanda import preload
 from airflow_provider_tutopanda.pools import POOL_PREFIX, load_pools
 
 if TYPE_CHECKING:
@@ -40,6 +44,10 @@ def pool_for_run(task_id: str, pool: str, conf: dict[str, Any] | None) -> str:
     if not sep or not name.strip() or candidate not in _pool_names():
         return pool
     return candidate
+
+
+if preload.enabled():  # [tutopanda] preload_sdk: warm the parent of forked task processes
+    preload.preload()
 
 
 @hookimpl

@@ -144,7 +144,9 @@ def run_variant(
     }
 
 
-def measure(tasks: int, seconds: float, variants: Sequence[str]) -> dict[str, Any]:
+def measure(
+    tasks: int, seconds: float, variants: Sequence[str], preload_sdk: bool = False
+) -> dict[str, Any]:
     """Start the fake and Airflow, run every variant, return the figures."""
     with (
         FakeProcess("replicate", latency=seconds) as fake,
@@ -161,6 +163,8 @@ def measure(tasks: int, seconds: float, variants: Sequence[str]) -> dict[str, An
             ),
             "SSL_CERT_FILE": fake.env["SSL_CERT_FILE"],
             "TUTOPANDA_STORE": str(Path(folder) / "store"),
+            # [tutopanda] preload_sdk: forked task processes start with the SDK imported
+            "AIRFLOW__TUTOPANDA__PRELOAD_SDK": str(preload_sdk),
         }
         pools = {
             "tutopanda_replicate": {"slots": 64, "description": "bench", "include_deferred": True}
@@ -240,6 +244,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--quick", action="store_true", help="8 tasks of 10 s (~2 minutes)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
+    parser.add_argument(
+        "--preload-sdk",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="[tutopanda] preload_sdk in every Airflow process (default: off, as Airflow ships)",
+    )
     parser.add_argument("--json", dest="json_path")
     args = parser.parse_args(argv)
     if args.quick:
@@ -251,10 +261,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     print(
         f"{args.tasks} tasks of {args.seconds:g} s on {SLOTS} slots "
-        f"(ideal inline {args.tasks * args.seconds / SLOTS:.0f} s)",
+        f"(ideal inline {args.tasks * args.seconds / SLOTS:.0f} s; "
+        f"preload_sdk {'on' if args.preload_sdk else 'off'})",
         flush=True,
     )
-    results = measure(args.tasks, args.seconds, variants)
+    results = measure(args.tasks, args.seconds, variants, args.preload_sdk)
     write_json(args.json_path, report(results, args.tasks, args.seconds))
     return 0
 

@@ -249,3 +249,28 @@ def test_the_installed_policy_routes_a_task_to_its_runs_provider_pool(
     ti = SimpleNamespace(task_id=task_id, pool=pool)
     task_instance_mutation_hook(ti, dag_run=SimpleNamespace(conf=conf))  # type: ignore[arg-type]
     assert ti.pool == expected
+
+
+@pytest.mark.parametrize("setting", ["True", "False"])
+def test_preload_sdk_warms_every_airflow_process_only_when_asked(
+    airflow_home: Path, setting: str
+) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "import json, sys, airflow.settings\n"
+        "from producers.registry import default_registry\n"
+        "print(json.dumps({'sdk': 'producers.clients.replicate' in sys.modules,"
+        " 'declarations_read': default_registry.cache_info().currsize}))\n"
+    )
+    env = {**os.environ, "AIRFLOW__TUTOPANDA__PRELOAD_SDK": setting}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    warm = setting == "True"
+    assert report == {"sdk": warm, "declarations_read": int(warm)}

@@ -39,7 +39,11 @@ def test_provider_info_validates_against_the_shipped_schema() -> None:
         "airflow_provider_tutopanda.links.artefact.ArtefactLink",
         "airflow_provider_tutopanda.links.artefact.ArtefactsLink",
     ]
-    assert set(info["config"]["tutopanda"]["options"]) == {"store", "aws_conn_id"}
+    assert set(info["config"]["tutopanda"]["options"]) == {
+        "store",
+        "aws_conn_id",
+        "preload_sdk",
+    }
 
 
 def test_connection_types_name_importable_hooks_with_matching_attributes() -> None:
