@@ -272,7 +272,7 @@ def test_the_store_is_the_bucket_minio_init_creates(compose: dict[str, Any]) -> 
     bucket = filled_env()["S3_BUCKET"]
     assert env["TUTOPANDA_STORE"].startswith(f"s3://{bucket}/")
     assert env["AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER"].startswith(f"s3://{bucket}/")
-    # producers/storage/s3.py uses boto3's default configuration: the AWS_* variables.
+    # the CLI in a container uses boto3's default configuration: the AWS_* variables.
     assert env["AWS_ENDPOINT_URL_S3"] == "http://minio:9000"
     assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"]
     mc = compose["services"]["minio-init"]
