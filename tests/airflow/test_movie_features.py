@@ -13,24 +13,13 @@ import pendulum
 import pytest
 
 from tests.airflow.test_movie_dag import _load_dag, _probe
+from tests.airflow.test_operator import _returns
 
 pytestmark = pytest.mark.airflow
 
 
 def _xcom(dag_run: Any, key: str) -> dict[tuple[str, int], Any]:
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_run.dag_id,
-                XComModel.run_id == dag_run.run_id,
-                XComModel.key == key,
-            )
-        ).all()
-        return {(x.task_id, x.map_index): XComModel.deserialize_value(x) for x in rows}
+    return _returns(dag_run, key)
 
 
 def _jobs(dag_run: Any) -> dict[str, dict[str, Any]]:
