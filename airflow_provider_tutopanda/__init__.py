@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
+#: The XCom key of a producer task's job record (:class:`producers.storage.manifest.JobRecord`):
+#: what was asked, what it made or how it failed, whether it was reused.
+JOB_XCOM_KEY = "tutopanda_job"
 
 
 def get_provider_info() -> dict[str, Any]:

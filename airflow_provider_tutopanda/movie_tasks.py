@@ -133,7 +133,7 @@ def topic_of(context: Mapping[str, Any]) -> str:
 
 def store_uri() -> str:
     """``$TUTOPANDA_STORE``, else ``tutopanda-store`` under ``$AIRFLOW_HOME``."""
-    from airflow_provider_tutopanda.operators.producer import default_store
+    from airflow_provider_tutopanda.store import default_store
 
     return default_store()
 
@@ -226,7 +226,8 @@ def assemble(
         for v in sorted(visuals, key=lambda v: v["index"])
     ]
     clips = [
-        NarrationClip(uri=n["uri"], duration=duration(n["uri"]), text=n.get("text", ""))
+        # the narration task probed its length already (its record's "seconds")
+        NarrationClip(uri=n["uri"], duration=float(n["seconds"]), text=n.get("text", ""))
         for n in sorted(narrations, key=lambda n: n["index"])
     ]
     timeline = build_timeline(

@@ -39,11 +39,14 @@ def pool_for_run(task_id: str, pool: str, conf: dict[str, Any] | None) -> str:
     model = conf.get(f"{task_id}_model")
     if not isinstance(model, str):
         return pool
-    provider, sep, name = model.partition(":")
-    candidate = f"{POOL_PREFIX}{provider.strip().lower()}"
-    if not sep or not name.strip() or candidate not in _pool_names():
+    from airflow_provider_tutopanda.operators.producer import parse_model_id
+
+    try:
+        provider, _ = parse_model_id(model)
+    except ValueError:
         return pool
-    return candidate
+    candidate = f"{POOL_PREFIX}{provider}"
+    return candidate if candidate in _pool_names() else pool
 
 
 if preload.enabled():  # [tutopanda] preload_sdk: warm the parent of forked task processes

@@ -7,14 +7,14 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseOperatorLink
 
+from airflow_provider_tutopanda import JOB_XCOM_KEY
+
 if TYPE_CHECKING:
     from airflow.models.taskinstancekey import TaskInstanceKey
     from airflow.sdk import BaseOperator
 
 #: Where the UI plugin's app is mounted in the api-server.
 UI_PREFIX = "/tutopanda"
-#: The XCom key of a producer task's job record (see ``operators.producer.JOB_XCOM_KEY``).
-JOB_XCOM_KEY = "tutopanda_job"
 
 
 def first_artefact_uri(records: Any) -> str:

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from airflow.sdk import BaseOperator, conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
+from airflow_provider_tutopanda import JOB_XCOM_KEY
 from airflow_provider_tutopanda.links.artefact import ArtefactLink, ArtefactsLink
 from airflow_provider_tutopanda.retry import retry_policy_for
+from airflow_provider_tutopanda.store import default_store
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -33,9 +35,6 @@ log = logging.getLogger(__name__)
 
 #: The key under which a submitted job's handle is kept in the task state store (AIP-103).
 STATE_KEY = "tutopanda_job"
-#: The XCom key of a task's job record (:class:`producers.storage.manifest.JobRecord`): what
-#: was asked, what it made or how it failed, whether it was reused (read by the UI).
-JOB_XCOM_KEY = "tutopanda_job"
 MODES = ("mock", "live")
 #: How long a kept handle may outlive its task (a provider job does not run for days).
 STATE_RETENTION = timedelta(days=2)
@@ -60,13 +59,6 @@ def parse_model_id(model: str) -> tuple[str, str]:
             "(e.g. replicate:bytedance/seedream-4 or openai:gpt-5-mini)"
         )
     return provider.strip().lower(), name.strip()
-
-
-def default_store() -> str:
-    """``$TUTOPANDA_STORE``, else ``[tutopanda] store``, else ``$AIRFLOW_HOME/tutopanda-store``."""
-    from airflow_provider_tutopanda.store import default_store as store
-
-    return store()
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
@@ -319,10 +311,9 @@ class ProducerOperator(BaseOperator):
         handle: JobHandle,
         fingerprint: str,
     ) -> list[dict[str, Any]]:
-        from producers.pipeline import reuse
+        from airflow_provider_tutopanda.triggers.jobs import collect_and_remember
 
-        result = self._call(handler.collect(request, handle))
-        _run(reuse.remember(handler.deps.store, fingerprint, request.mode, result))
+        result = self._call(collect_and_remember(handler, request, handle, fingerprint))
         state = context.get("task_state_store")
         if state is not None:
             state.delete(STATE_KEY)

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from producers.registry import default_registry
+from producers.sdk.artefacts import ProducerResult
 from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.handler import FIRST_POLL_DELAY, HandlerDeps, ProducerHandler
 from producers.sdk.jobs import JobHandle, JobRequest
@@ -46,6 +47,17 @@ def poll_delay(handler: ProducerHandler, polls: int, poll_interval: float | None
     if poll_interval is not None:
         return poll_interval
     return float(min(handler.definition.poll_interval, FIRST_POLL_DELAY * 1.5**polls))
+
+
+async def collect_and_remember(
+    handler: ProducerHandler, request: JobRequest, handle: JobHandle, fingerprint: str
+) -> ProducerResult:
+    """Collect a finished job into the store and record it for reuse under ``fingerprint``."""
+    from producers.pipeline import reuse
+
+    result = await handler.collect(request, handle)
+    await reuse.remember(handler.deps.store, fingerprint, request.mode, result)
+    return result
 
 
 async def wait_until_done(

@@ -104,12 +104,11 @@ class ProducerTrigger(BaseTrigger):
         handler: ProducerHandler, request: JobRequest, handle: JobHandle, finish: dict[str, Any]
     ) -> dict[str, Any]:
         """Collect into the store, remember for reuse; the task's XComs."""
-        from airflow_provider_tutopanda.operators.producer import JOB_XCOM_KEY
-        from producers.pipeline import reuse
+        from airflow_provider_tutopanda import JOB_XCOM_KEY
+        from airflow_provider_tutopanda.triggers.jobs import collect_and_remember
         from producers.storage.manifest import JobRecord
 
-        result = await handler.collect(request, handle)
-        await reuse.remember(handler.deps.store, finish["fingerprint"], request.mode, result)
+        result = await collect_and_remember(handler, request, handle, finish["fingerprint"])
         record = JobRecord.succeeded(request, result, **dict(finish.get("where") or {}))
         return {
             "return_value": [a.record() for a in result.artefacts],

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-#: The XCom key every provider job task pushes its job record under.
-JOB_XCOM_KEY = "tutopanda_job"
+from airflow_provider_tutopanda import JOB_XCOM_KEY
+
+__all__ = ["JOB_XCOM_KEY"]
 
 
 @dataclass(frozen=True)
