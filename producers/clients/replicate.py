@@ -6,10 +6,7 @@ import base64
 import json
 import os
 from collections.abc import AsyncIterator, Mapping
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 import httpx
 
@@ -22,6 +19,7 @@ from producers.clients.base import (
 )
 from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.secrets import redact, register_secret
+from producers.sdk.uploads import LocalFile
 from producers.storage.base import CHUNK_SIZE
 
 PROVIDER = "replicate"
@@ -184,12 +182,13 @@ class SurfacingTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def _local_file(value: Any) -> Any:
-    """``file://`` URIs and existing local paths become Paths (sent as data URIs)."""
-    if isinstance(value, str) and value.startswith("file://"):
-        return Path(url2pathname(urlsplit(value).path))
+def _inline(value: Any) -> Any:
+    """A :class:`LocalFile` (or a list of them) as a ``data:`` URI; anything else as is."""
+    if isinstance(value, LocalFile):
+        data = base64.b64encode(value.path.read_bytes()).decode("ascii")
+        return f"data:{value.mime_type};base64,{data}"
     if isinstance(value, list):
-        return [_local_file(v) for v in value]
+        return [_inline(item) for item in value]
     return value
 
 
@@ -198,8 +197,9 @@ class ReplicateClient:
 
     Implements :class:`producers.clients.base.MediaClient`: create (by model, or by pinned
     version), get, cancel, and streamed download of outputs. Local files in the payload
-    (``file://`` URIs, e.g. stored artefacts) are sent inline as data URIs, so a create is
-    always exactly one request.
+    (:class:`~producers.sdk.uploads.LocalFile` values: the producer turns store blobs of file
+    fields into them) are sent inline as data URIs with their stored MIME type, so a create is
+    always exactly one request. A string is never read as a file.
     """
 
     def __init__(
@@ -266,7 +266,7 @@ class ReplicateClient:
         hints: MediaHints,
     ) -> MediaJob:
         """Create a prediction; one POST."""
-        body = {k: _local_file(v) for k, v in payload.items()}
+        body = {k: _inline(v) for k, v in payload.items()}
         extra: dict[str, Any] = {"file_encoding_strategy": "base64"}
         if self._wait:
             extra["wait"] = self._wait

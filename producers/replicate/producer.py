@@ -22,6 +22,7 @@ from producers.sdk.definition import (
 from producers.sdk.errors import ErrorCode, ProviderError, UnknownModelError
 from producers.sdk.jobs import JobHandle, JobState, JobStatus, Kind
 from producers.sdk.runtime import ProducerRuntime
+from producers.sdk.uploads import check_file_fields, file_fields, open_file_fields
 
 _STATES = {
     "starting": JobState.PENDING,
@@ -98,6 +99,9 @@ def replicate_producer(
         for warning in mapped.warnings:
             rt.diagnostics.warn(warning)
         rt.diagnostics.set(ignored_inputs=mapped.ignored)
+        check_file_fields(
+            mapped.payload, file_fields(decl.properties), rt.store, model_id=decl.model_id
+        )
         shape = media_hints(decl, mapped.payload)
         return Prepared(
             payload=mapped.payload,
@@ -111,8 +115,12 @@ def replicate_producer(
     async def submit(rt: ProducerRuntime) -> Submission:
         assert rt.prepared is not None
         decl = declaration(rt.model)
+        # Checked in prepare: only blobs of this store become files to upload.
+        payload = await open_file_fields(
+            rt.prepared.payload, file_fields(decl.properties), rt.store
+        )
         job = await client(rt).create_job(
-            model=decl.model, version=decl.version, payload=rt.prepared.payload, hints=hints(rt)
+            model=decl.model, version=decl.version, payload=payload, hints=hints(rt)
         )
         rt.scratch["job"] = job
         return Submission(provider_job_id=job.id, state={"status": job.status})

@@ -120,6 +120,19 @@ class ArtefactStore(abc.ABC):
     def blob_uri(self, sha256: str) -> str:
         """The URI a blob with this checksum has (whether or not it is stored yet)."""
 
+    def owns_blob(self, uri: object) -> bool:
+        """True if ``uri`` is exactly the URI of a blob of this store (stored or not).
+
+        Only a content-addressed blob URI qualifies: never another path under the root, a
+        record, a manifest, or anything of another store. No I/O.
+        """
+        if not isinstance(uri, str):
+            return False
+        try:
+            return self.blob_uri(uri.rsplit("/", 1)[-1]) == uri
+        except ValueError:
+            return False
+
     async def write_manifest(self, run_id: str, manifest: dict[str, Any]) -> str:
         """Write (replace, atomically) ``runs/<run_id>/manifest.json``.
 

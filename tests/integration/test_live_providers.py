@@ -462,15 +462,33 @@ async def test_no_secret_reaches_logs_diagnostics_errors_or_files(
     assert replicate_fake.count("create") == 2  # the requests did carry the token
 
 
-async def test_local_file_inputs_are_sent_inline(
+async def test_a_stored_artefact_in_a_file_field_is_sent_inline(
     replicate_fake: FakeReplicate, tmp_path: Path
 ) -> None:
     frame = tmp_path / "frame.png"
     Image.new("RGB", (16, 9), "red").save(frame)
+    context = live_context()
+    stored = await context.store.put_bytes(frame.read_bytes(), mime_type="image/png")
     await run_live(
-        live_context(),
+        context,
         "replicate:bytedance/seedance-1-lite",
-        inputs={"prompt": "p", "image": frame.as_uri()},
+        inputs={"prompt": "p", "image": stored.uri},
     )
     (create,) = [r for r in replicate_fake.requests if r.route == "create"]
     assert create.json["input"]["image"].startswith("data:image/png;base64,")
+
+
+async def test_a_local_file_uri_in_a_file_field_is_refused_before_any_request(
+    replicate_fake: FakeReplicate, tmp_path: Path
+) -> None:
+    frame = tmp_path / "frame.png"
+    Image.new("RGB", (16, 9), "red").save(frame)
+    with pytest.raises(ProviderError) as caught:
+        await run_live(
+            live_context(),
+            "replicate:bytedance/seedance-1-lite",
+            inputs={"prompt": "p", "image": frame.as_uri()},
+        )
+    assert caught.value.code is ErrorCode.INVALID_INPUT
+    assert caught.value.field == "image"
+    assert replicate_fake.count("create") == 0
