@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from producers.pipeline.options import ProducerOptions
@@ -28,6 +28,8 @@ MODEL_PARAMS = {role: f"{role}_model" for role in ROLES}
 PAUSE_SECONDS = 0.5
 #: The topics file of the scheduled DAG: ``$TUTOPANDA_TOPICS``, else ``topics.txt`` beside it.
 TOPICS_ENV = "TUTOPANDA_TOPICS"
+#: The deployment's producer options files (``[tutopanda] options_file`` in airflow.cfg).
+OPTIONS_ENV = "TUTOPANDA_OPTIONS"
 
 
 # -- parse time: no producers import ------------------------------------------------------------
@@ -56,18 +58,43 @@ def provider_of(role: str) -> str:
 # -- run time -----------------------------------------------------------------------------------
 
 
-def options_from(params: Mapping[str, Any]) -> ProducerOptions:
-    """The default producer options, then the ``options`` param (``ROLE.KEY=VALUE``), then
-    each role's model param and the ``video`` switch."""
-    from producers.pipeline.options import load_options
+def options_files() -> list[str]:
+    """The deployment's options files: ``$TUTOPANDA_OPTIONS``, else ``[tutopanda] options_file``
+    (comma-separated paths, applied in order over the default options)."""
+    import os
 
-    overrides = [str(item) for item in params.get("options") or ()]
-    overrides += [
-        f"{role}.model={params[name]}" for role, name in MODEL_PARAMS.items() if params.get(name)
-    ]
-    if params.get("video") is not None:
-        overrides.append(f"video.enabled={'true' if params['video'] else 'false'}")
-    return load_options(overrides=overrides)
+    from airflow_provider_tutopanda.store import setting
+
+    configured = os.environ.get(OPTIONS_ENV) or setting("options_file") or ""
+    return [path.strip() for path in configured.split(",") if path.strip()]
+
+
+def refuse(error: Exception) -> NoReturn:
+    """Fail the task at once (no retry) with ``error``'s message: a refused run param or
+    deployment option never gets better by retrying."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(str(getattr(error, "reason", None) or error)) from error
+
+
+def options_from(params: Mapping[str, Any]) -> ProducerOptions:
+    """The run's producer options: the defaults, the deployment's options files, then what
+    the run's params may set (checked: see :mod:`producers.pipeline.run_params`).
+
+    A refused param fails the task at once with a message naming it.
+    """
+    from producers.pipeline.options import load_options
+    from producers.pipeline.run_params import check_role_models, check_run_params, run_overrides
+    from producers.registry import default_registry
+    from producers.sdk.errors import InvalidInputError
+
+    try:
+        check_run_params(params)
+        options = load_options(options_files(), run_overrides(params))
+        check_role_models(options, default_registry().models())
+    except InvalidInputError as error:
+        refuse(error)
+    return options
 
 
 def read_topics(path: Path) -> list[tuple[str | None, str]]:
@@ -105,11 +132,14 @@ def topic_for_date(path: Path, day: str) -> str:
     return undated[date.fromisoformat(day).toordinal() % len(undated)]
 
 
-def topics_file(params: Mapping[str, Any]) -> Path:
-    """The ``topics_file`` param, else ``$TUTOPANDA_TOPICS``, else ``topics.txt`` of the DAGs."""
+def topics_file() -> Path:
+    """``$TUTOPANDA_TOPICS``, else ``[tutopanda] topics_file``, else ``topics.txt`` in the DAGs
+    folder: the deployment's choice only (a run's params never name a file)."""
     import os
 
-    explicit = params.get("topics_file") or os.environ.get(TOPICS_ENV)
+    from airflow_provider_tutopanda.store import setting
+
+    explicit = os.environ.get(TOPICS_ENV) or setting("topics_file")
     if explicit:
         return Path(str(explicit)).expanduser()
     from airflow.sdk import conf
@@ -128,7 +158,7 @@ def topic_of(context: Mapping[str, Any]) -> str:
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException("no topic: set the topic param (this run has no date)")
-    return topic_for_date(topics_file(params), when.strftime("%Y-%m-%d"))
+    return topic_for_date(topics_file(), when.strftime("%Y-%m-%d"))
 
 
 def store_uri() -> str:
@@ -161,9 +191,11 @@ def duration(uri: str) -> float:
     return seconds
 
 
-def check_budget(params: Mapping[str, Any], topic: str) -> float:
-    """Price the whole movie from the model declarations (no provider call); fail the task
-    at once, before anything is paid, when a ``budget`` param is set and the estimate is over.
+def check_run(params: Mapping[str, Any], topic: str) -> float:
+    """Before any job: check the run's params, then prepare every job of the movie (mapped
+    and validated against its model's schema, no provider call) and price it. Fail the task
+    at once, with nothing paid, when a param is refused (the message names it), a role's
+    inputs do not fit its model, or a ``budget`` param is set and the estimate is over.
 
     Returns the estimate in US dollars.
     """
@@ -173,6 +205,7 @@ def check_budget(params: Mapping[str, Any], topic: str) -> float:
     from producers.pipeline.cost import estimate
     from producers.registry import default_registry
     from producers.sdk.definition import Prepared
+    from producers.sdk.errors import InvalidInputError
     from producers.sdk.handler import HandlerDeps
     from producers.storage.memory import MemoryStore
 
@@ -185,7 +218,16 @@ def check_budget(params: Mapping[str, Any], topic: str) -> float:
         request = spec.request(mode="mock")
         return await registry.resolve(request.descriptor, "mock", deps).prepare(request)
 
-    cost = _run(estimate(options_from(params), topic, int(params["segments"]), prepare))
+    options = options_from(params)
+    try:
+        cost = _run(estimate(options, topic, int(params["segments"]), prepare))
+    except InvalidInputError as error:
+        refuse(
+            InvalidInputError(
+                f"the run is refused before any job: {error.reason} (check the run's param "
+                "options and the deployment's options files)"
+            )
+        )
     budget = params.get("budget")
     if budget is not None and cost.total > float(budget):
         raise AirflowFailException(
@@ -251,14 +293,18 @@ def assemble(
 
 
 def manifest_run_id(dag_run_id: str) -> str:
-    """The store's run id for an Airflow run (store names allow ``[A-Za-z0-9._-]``)."""
-    return "airflow-" + re.sub(r"[^A-Za-z0-9._-]", "-", dag_run_id)
+    """The store's run id for an Airflow run: ``airflow-`` and the run id, escaped one-to-one
+    (two Airflow runs never write one manifest; see ``producers.storage.layout.run_id_for``)."""
+    from producers.storage.layout import run_id_for
+
+    return run_id_for(dag_run_id, prefix="airflow")
 
 
 async def _write_manifest(store: Any, outputs: dict[str, Any]) -> None:
     from airflow.sdk import get_current_context
 
     from airflow_provider_tutopanda.operators.producer import JOB_XCOM_KEY
+    from producers.pipeline.run_params import allowed_params
     from producers.storage.manifest import JobRecord, RunManifest
 
     context = get_current_context()
@@ -270,7 +316,7 @@ async def _write_manifest(store: Any, outputs: dict[str, Any]) -> None:
         run_id=manifest_run_id(str(context["run_id"])),
         client="airflow",
         command=str(context["dag"].dag_id),
-        parameters={**dict(context["params"]), "topic": topic_of(context)},
+        parameters={**allowed_params(context["params"]), "topic": topic_of(context)},
         outputs=outputs,
         jobs=jobs,
     )

@@ -21,7 +21,8 @@ SECTION = "tutopanda"
 DEFAULT_AWS_CONN_ID = "aws_default"
 
 
-def _setting(key: str) -> str | None:
+def setting(key: str) -> str | None:
+    """The ``[tutopanda] key`` Airflow setting (``AIRFLOW__TUTOPANDA__KEY``), or None if unset."""
     from airflow.sdk import conf
 
     value = conf.get(SECTION, key, fallback=None)
@@ -30,7 +31,7 @@ def _setting(key: str) -> str | None:
 
 def default_store() -> str:
     """``$TUTOPANDA_STORE``, else ``[tutopanda] store``, else ``$AIRFLOW_HOME/tutopanda-store``."""
-    explicit = os.environ.get("TUTOPANDA_STORE") or _setting("store")
+    explicit = os.environ.get("TUTOPANDA_STORE") or setting("store")
     if explicit:
         return explicit
     home = os.environ.get("AIRFLOW_HOME") or os.path.join("~", "airflow")
@@ -39,7 +40,7 @@ def default_store() -> str:
 
 def aws_conn_id() -> str:
     """The Amazon connection an S3 store uses (``[tutopanda] aws_conn_id``)."""
-    return _setting("aws_conn_id") or DEFAULT_AWS_CONN_ID
+    return setting("aws_conn_id") or DEFAULT_AWS_CONN_ID
 
 
 def open_airflow_store(uri: str | None = None) -> ArtefactStore:

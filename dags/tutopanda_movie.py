@@ -118,11 +118,18 @@ def _params(topic: Param, mode: str) -> dict[str, Param]:
         "options": Param(
             [],
             type="array",
-            items={"type": "string", "pattern": r"^[a-z_]+\..+=.*$"},
-            title="Producer options",
+            maxItems=50,
+            items={
+                "type": "string",
+                "maxLength": 10_000,
+                "pattern": r"^[a-z_]+\.(inputs|custom)\.[A-Za-z0-9_]+=.*$",
+            },
+            title="Inputs of the roles",
             description=(
-                "Overrides of the producer options, ROLE.KEY=VALUE as the CLI's --set, "
-                "e.g. narration.inputs.voice=Deep_Voice_Man."
+                "A role's general inputs or model fields, ROLE.inputs.NAME=VALUE or "
+                "ROLE.custom.NAME=VALUE, e.g. narration.inputs.voice=Deep_Voice_Man or "
+                "image.custom.size=2K; checked against the model's schema before anything "
+                "runs. Config, templates and attachments come only from the deployment."
             ),
         ),
         **models,
@@ -188,6 +195,7 @@ with DAG(
             "How do red pandas keep warm?",
             type="string",
             minLength=1,
+            maxLength=1000,
             title="Topic",
             description="What the movie explains.",
         ),
@@ -209,6 +217,7 @@ with DAG(
         Param(
             "",
             type="string",
+            maxLength=1000,
             title="Topic",
             description="Empty: the day's line of the topics file.",
         ),

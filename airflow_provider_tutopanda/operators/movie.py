@@ -138,11 +138,12 @@ class MovieJobOperator(ProducerOperator):
         )
 
     def execute(self, context: Context) -> Any:
-        """Check the budget (script), build the job, run it (maybe deferring), shape the record."""
+        """Check the run (script: params, schemas, budget), build the job, run it (maybe
+        deferring), shape the record."""
         params = context["params"]
         estimated = None
         if self.role == "script":
-            estimated = movie_tasks.check_budget(params, movie_tasks.topic_of(context))
+            estimated = movie_tasks.check_run(params, movie_tasks.topic_of(context))
         spec = self._spec(context)
         if spec is None:  # the video role is off: the image stays on screen
             return {"index": int(self.image["index"]), "uri": self.image["uri"], "kind": "image"}

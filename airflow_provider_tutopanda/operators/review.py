@@ -23,12 +23,40 @@ from airflow.sdk.exceptions import AirflowFailException
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+#: The longest narration or image prompt a reviewer may write (their edits are data).
+MAX_EDIT_CHARS = 5000
 APPROVE = "Approve"
 REJECT = "Reject"
 
 
 def _field(kind: str, index: int) -> str:
     return f"{kind}_{index + 1}"
+
+
+#: Every ASCII punctuation character may be backslash-escaped in CommonMark.
+_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()<>#+-.!|~\"'&:=$%;,/?@^")
+
+
+def escape_markdown(text: str) -> str:
+    """Model-written text as literal markdown: one line, every punctuation mark escaped, so
+    it cannot become a link, an image, a heading, HTML or anything but the words it is."""
+    flat = " ".join(str(text).split())
+    return "".join(f"\\{ch}" if ch in _MARKDOWN_SPECIAL else ch for ch in flat)
+
+
+def _edit(edits: dict[str, Any], name: str) -> str | None:
+    """A reviewer's edit of field ``name`` (untrusted data), or None if absent or empty.
+
+    Longer than :data:`MAX_EDIT_CHARS` fails the task: the form refuses it, so only a
+    request around the form gets here."""
+    text = edits.get(name)
+    if not isinstance(text, str) or not text.strip():
+        return None
+    if len(text) > MAX_EDIT_CHARS:
+        raise AirflowFailException(
+            f"the review's {name} is {len(text)} characters; at most {MAX_EDIT_CHARS}"
+        )
+    return text
 
 
 class ScriptReviewOperator(HITLOperator):
@@ -65,6 +93,7 @@ class ScriptReviewOperator(HITLOperator):
                 segment["narration"],
                 type="string",
                 minLength=1,
+                maxLength=MAX_EDIT_CHARS,
                 title=f"Segment {index + 1}: narration",
                 description="What the narrator says (edit to change the speech).",
             )
@@ -72,6 +101,7 @@ class ScriptReviewOperator(HITLOperator):
                 prompts[index],
                 type="string",
                 minLength=1,
+                maxLength=MAX_EDIT_CHARS,
                 title=f"Segment {index + 1}: image prompt",
                 description="What the image model is asked to draw.",
             )
@@ -79,9 +109,10 @@ class ScriptReviewOperator(HITLOperator):
 
     def _body(self) -> str:
         script = self.script["script"]
-        lines = [f"## {script['title']}", ""]
+        # The title and narrations were written by a model: shown as text, never as markup.
+        lines = [f"## {escape_markdown(script['title'])}", ""]
         for index, segment in enumerate(script["segments"]):
-            lines.append(f"{index + 1}. {segment['narration']}")
+            lines.append(f"{index + 1}. {escape_markdown(segment['narration'])}")
         lines += [
             "",
             "Edit any narration or image prompt below, then **Approve** to make the media, or "
@@ -116,13 +147,13 @@ class ScriptReviewOperator(HITLOperator):
         prompts = self._prompts()
         changed: list[str] = []
         for index, segment in enumerate(script["segments"]):
-            text = edits.get(_field("narration", index))
-            if isinstance(text, str) and text.strip() and text.strip() != segment["narration"]:
+            text = _edit(edits, _field("narration", index))
+            if text and text.strip() != segment["narration"]:
                 segment["narration"] = text.strip()
                 changed.append(f"narration[{index}]")
         for prompt in prompts:
-            text = edits.get(_field("image_prompt", int(prompt["index"])))
-            if isinstance(text, str) and text.strip() and text.strip() != prompt["prompt"]:
+            text = _edit(edits, _field("image_prompt", int(prompt["index"])))
+            if text and text.strip() != prompt["prompt"]:
                 prompt["prompt"] = text.strip()
                 changed.append(f"image_prompt[{prompt['index']}]")
         if changed:

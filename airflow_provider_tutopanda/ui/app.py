@@ -60,6 +60,14 @@ def _default_store() -> ArtefactStore:
     return open_airflow_store()
 
 
+def replayable(params: Any) -> dict[str, Any]:
+    """What Regenerate sends back as the new run's conf: only the params a run may set
+    (``producers.pipeline.run_params``), secrets masked; never a hidden option of the old run."""
+    from producers.pipeline.run_params import allowed_params
+
+    return dict(scrub(allowed_params(params if isinstance(params, dict) else {})))
+
+
 def manifest_run_id(dag_run_id: str) -> str:
     """The store's run id of an Airflow run (as ``movie_tasks.manifest_run_id``)."""
     from airflow_provider_tutopanda.movie_tasks import manifest_run_id as of
@@ -193,7 +201,7 @@ def create_app(ui: UI | None = None) -> FastAPI:
             await run_in_threadpool(ui.runs.return_value, dag_id, run_id, "review", "review")
         )
         timeline_svg = await _timeline(ui, view.outputs, records)
-        conf = scrub({**(view.parameters or run.conf)})
+        conf = replayable(view.parameters or run.conf)
         return ui.page(
             request,
             "gallery.html",
@@ -227,7 +235,7 @@ def create_app(ui: UI | None = None) -> FastAPI:
             map_index=index,
             jobs=[job_view(r) for r in mine],
             can_trigger=ui.access.can_trigger(user, dag_id),
-            conf_json=json.dumps(scrub(dict((manifest or {}).get("parameters") or run.conf))),
+            conf_json=json.dumps(replayable((manifest or {}).get("parameters") or run.conf)),
         )
 
     @app.api_route(

@@ -19,6 +19,7 @@ from producers.pipeline.steps import (
     video_job,
 )
 from producers.sdk.definition import Prepared
+from producers.sdk.errors import InvalidInputError
 
 #: Typical sizes used to price jobs whose inputs do not exist yet.
 TYPICAL_NARRATION = " ".join(["word"] * 30)
@@ -86,7 +87,14 @@ async def estimate(
     roles: dict[str, float] = {}
     unknown: list[str] = []
     for role, spec, count in jobs:
-        prepared = await prepare(spec)
+        try:
+            prepared = await prepare(spec)
+        except InvalidInputError as exc:
+            # Name the role: its options (or a run's params) set what its model refused.
+            raise InvalidInputError(
+                f"{role} ({spec.model_id}): {exc.reason}",
+                field=role if exc.field is None else f"{role}.{exc.field}",
+            ) from None
         if prepared.estimated_cost_usd is None:
             unknown.append(role)
         else:

@@ -13,6 +13,9 @@ from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.jobs import Descriptor, JobRequest, Mode
 from producers.sdk.templates import render
 
+#: The music prompt's template when the options give none.
+DEFAULT_MUSIC_PROMPT = "Instrumental background music about {{ topic }}"
+
 
 class JobSpec(BaseModel):
     """One job of the pipeline, before it becomes a request: what both clients schedule."""
@@ -193,11 +196,20 @@ def narration_job(options: ProducerOptions, text: str, index: int) -> JobSpec:
 
 
 def music_job(options: ProducerOptions, topic: str, title: str, seconds: float) -> JobSpec:
-    """The Music job: one bed as long as the narration (rounded up to a whole second)."""
-    template = str(
-        options.music.inputs.get("prompt", "Instrumental background music about {{ topic }}")
-    )
-    prompt = render(template, {"topic": topic, "title": title}, name="music.inputs.prompt")
+    """The Music job: one bed as long as the narration (rounded up to a whole second).
+
+    The prompt is ``music.inputs.prompt`` as given (data, never rendered), else the
+    ``music.config.prompt_template`` template (trusted options only) rendered with the topic
+    and the title.
+    """
+    given = options.music.inputs.get("prompt")
+    if given is not None:
+        prompt = str(given)
+    else:
+        template = str(options.music.config.get("prompt_template", DEFAULT_MUSIC_PROMPT))
+        prompt = render(
+            template, {"topic": topic, "title": title}, name="music.config.prompt_template"
+        )
     return _spec(
         "music",
         options.music,

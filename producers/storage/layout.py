@@ -75,6 +75,31 @@ def record_relpath(namespace: str, key: str) -> str:
     return f"records/{validate_name('namespace', namespace)}/{validate_name('key', key)}.json"
 
 
+#: Longest store run id :func:`run_id_for` writes in full; longer ones end in a digest.
+MAX_RUN_ID_NAME = 200
+_PLAIN_RUN_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-")
+
+
+def run_id_for(client_run_id: str, *, prefix: str) -> str:
+    """A store run id for a client's own run id, one-to-one (two client ids never share one).
+
+    Letters, digits, ``.`` and ``-`` stay; every other byte of the UTF-8 text (``_``
+    included) becomes ``_`` and two hex digits, so the encoding can be read back. A name
+    longer than :data:`MAX_RUN_ID_NAME` keeps its first part and ends in ``_h`` and the
+    SHA-256 of the whole id: ``_h`` never occurs in an encoded name (``h`` is not a hex
+    digit), so a shortened name cannot equal a full one.
+    """
+    encoded = "".join(
+        chr(byte) if chr(byte) in _PLAIN_RUN_ID_CHARS else f"_{byte:02x}"
+        for byte in client_run_id.encode("utf-8")
+    )
+    name = f"{validate_name('prefix', prefix)}-{encoded}"
+    if len(name) > MAX_RUN_ID_NAME:
+        digest = hashlib.sha256(client_run_id.encode("utf-8")).hexdigest()
+        name = f"{name[: MAX_RUN_ID_NAME - len(digest) - 2]}_h{digest}"
+    return name
+
+
 def manifest_relpath(run_id: str) -> str:
     """The path of a run's manifest relative to a store's root, after validating the id."""
     return f"runs/{validate_name('run_id', run_id)}/manifest.json"
