@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -17,12 +17,15 @@ from producers.clients.base import (
     retry_after_seconds,
     ssl_context,
 )
+from producers.clients.downloads import CheckedDownload, OutputPolicy
 from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.secrets import redact, register_secret
 from producers.sdk.uploads import LocalFile
-from producers.storage.base import CHUNK_SIZE
 
 PROVIDER = "replicate"
+DEFAULT_BASE_URL = "https://api.replicate.com"
+#: Where Replicate serves prediction outputs: ``replicate.delivery`` and its subdomains.
+DELIVERY_HOSTS = (".replicate.delivery",)
 _SAFETY_WORDS = ("nsfw", "safety", "sensitive", "content policy", "flagged", "moderation")
 DOCS_HINT = "https://replicate.com/docs/topics/predictions/lifecycle"
 
@@ -211,20 +214,53 @@ class ReplicateClient:
         transport: httpx.AsyncBaseTransport | None = None,
         download_transport: httpx.AsyncBaseTransport | None = None,
         wait_seconds: int | None = None,
+        output_hosts: str | Sequence[str] | None = None,
+        max_output_bytes: int | str | None = None,
+        download_deadline: float | str | None = None,
     ) -> None:
+        """Build the adapter.
+
+        Args:
+            api_token: The Replicate API token (registered for redaction).
+            base_url: The API base URL (default ``$REPLICATE_BASE_URL``, else Replicate's).
+            timeout: Timeouts of API requests.
+            transport: The httpx transport of API requests (tests, proxies).
+            download_transport: The httpx transport of output downloads.
+            wait_seconds: ``Prefer: wait`` seconds on create (None: no wait).
+            output_hosts: Hosts outputs may come from besides Replicate's delivery hosts
+                (comma-separated; ``.example.com`` includes subdomains), added to
+                ``$TUTOPANDA_OUTPUT_HOSTS``.
+            max_output_bytes: The byte cap of one output (default
+                ``$TUTOPANDA_MAX_OUTPUT_BYTES``, else 4 GiB).
+            download_deadline: Seconds one download may take (default
+                ``$TUTOPANDA_DOWNLOAD_DEADLINE``, else 30 minutes).
+
+        Raises:
+            ConfigurationError: An output setting has a bad value.
+        """
         from replicate.client import Client
 
         register_secret(api_token)
+        api_base_url = base_url or os.environ.get("REPLICATE_BASE_URL") or DEFAULT_BASE_URL
+        self.outputs = OutputPolicy.from_settings(
+            provider=PROVIDER,
+            api_base_url=api_base_url,
+            delivery_hosts=DELIVERY_HOSTS,
+            output_hosts=output_hosts,
+            max_output_bytes=max_output_bytes,
+            download_deadline=download_deadline,
+        )
         self.transport = SurfacingTransport(transport, timeout=timeout or API_TIMEOUT)
         self._client = Client(
             api_token=api_token,
-            base_url=base_url or os.environ.get("REPLICATE_BASE_URL") or None,
+            base_url=api_base_url,
             timeout=timeout or API_TIMEOUT,
             transport=self.transport,
         )
+        # Redirects are followed by CheckedDownload, each hop checked against the policy.
         self._downloads = httpx.AsyncClient(
             timeout=DOWNLOAD_TIMEOUT,
-            follow_redirects=True,
+            follow_redirects=False,
             transport=download_transport,
             verify=ssl_context(),
         )
@@ -233,20 +269,19 @@ class ReplicateClient:
     @staticmethod
     def _job(prediction: Any) -> MediaJob:
         output = prediction.output
-        if output is None:
-            outputs: tuple[str, ...] = ()
-        elif isinstance(output, list):
-            outputs = tuple(str(o) for o in output)
-        elif isinstance(output, str):
-            outputs = (output,)
-        else:
+        items = output if isinstance(output, list) else [] if output is None else [output]
+        if not all(isinstance(item, str) for item in items):
+            # Named by type only: the value is the provider's and may carry a signed URL.
+            shapes = sorted({type(item).__name__ for item in items})
             raise ProviderError(
                 ErrorCode.MALFORMED_OUTPUT,
-                f"prediction {prediction.id} has an output that is not a URL: {str(output)[:200]}",
+                f"prediction {prediction.id} has an output that is not a URL or a list of "
+                f"URLs (it holds {', '.join(shapes)})",
                 retryable=False,
                 provider=PROVIDER,
                 provider_job_id=prediction.id,
             )
+        outputs: tuple[str, ...] = tuple(items)
         metrics = prediction.metrics or {}
         return MediaJob(
             id=prediction.id,
@@ -299,29 +334,15 @@ class ReplicateClient:
         except Exception as exc:
             raise error_from_exception(exc) from exc
 
-    async def download(self, url: str) -> AsyncIterator[bytes]:
-        """Stream an output file; a short or broken body raises a retryable error."""
-        if url.startswith("data:"):
-            _, _, data = url.partition(",")
-            yield base64.b64decode(data)
-            return
-        try:
-            async with self._downloads.stream("GET", url) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise http_error(
-                        response.status_code,
-                        {
-                            "detail": f"download of an output failed with HTTP {response.status_code}"
-                        },
-                        retry_after=retry_after_seconds(dict(response.headers)),
-                    )
-                async for chunk in response.aiter_bytes(CHUNK_SIZE):
-                    yield chunk
-        except ProviderError:
-            raise
-        except Exception as exc:
-            raise error_from_exception(exc) from exc
+    def download(self, url: str) -> CheckedDownload:
+        """Stream an output file under the adapter's output policy (:attr:`outputs`).
+
+        Only https URLs on Replicate's delivery hosts, the API host or a host the deployment
+        allows are fetched, every redirect checked first, within a byte cap and a deadline;
+        a refused output is ``malformed_output`` (not retryable) and no connection is made
+        to its host. A short or broken body raises a retryable error.
+        """
+        return self.outputs.open(self._downloads, url, map_error=error_from_exception)
 
     async def aclose(self) -> None:
         """Close both HTTP clients."""

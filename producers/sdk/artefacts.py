@@ -85,12 +85,19 @@ class ProducerResult(BaseModel):
 
 
 def mime_allowed(kind: Kind, mime_type: str) -> bool:
-    """True if a producer of ``kind`` may emit an artefact of ``mime_type``."""
+    """True if a producer of ``kind`` may emit a blob of ``mime_type``.
+
+    A prompt producer's blobs are text or JSON; a media producer's are its own media only
+    (an image producer's are ``image/*``; a video producer may also answer with an animated
+    GIF). Text a media producer wants to keep is an inline artefact (``text``/``json``),
+    never a blob: a provider that sends back an HTML page or a JSON error where an image
+    was promised has not made the image.
+    """
     if kind is Kind.TEXT:
         return mime_type in _TEXT_MIME
     if kind.media == "video" and mime_type == "image/gif":
         return True  # some video models answer with animated GIFs
-    return mime_type.startswith(kind.media + "/") or mime_type in _TEXT_MIME
+    return mime_type.startswith(kind.media + "/")
 
 
 class DiagnosticsRecorder:
@@ -130,6 +137,13 @@ class DiagnosticsRecorder:
         if self.data.started_at is not None:
             self.data.duration_ms = round((now - self.data.started_at) * 1000, 3)
         return self.data.model_copy(deep=True)
+
+
+async def _close(chunks: AsyncIterable[bytes]) -> None:
+    """Close a stream that will not be read to its end (releases its connection)."""
+    aclose = getattr(chunks, "aclose", None)
+    if callable(aclose):
+        await aclose()
 
 
 async def _peek(chunks: AsyncIterable[bytes], size: int) -> tuple[bytes, AsyncIterator[bytes]]:
@@ -237,9 +251,13 @@ class ArtefactBuilder:
     ) -> Artefact:
         """A blob artefact, streamed to the store; its MIME type is sniffed and checked.
 
-        The sniffed type wins over ``mime_type`` when they disagree (a provider may name
-        a file ``.png`` and send a JPEG); a type the producer's kind does not promise is a
-        ``malformed_output`` error and nothing is stored.
+        The sniffed type is what counts: a media producer's blob must be sniffed as its
+        kind's media (``mime_type``, what the provider claims, only adds a warning when it
+        disagrees), so an HTML page, a JSON error or an unknown binary where an image was
+        promised is a ``malformed_output`` error and nothing is stored. A prompt producer's
+        blob is text or JSON (``mime_type`` may refine ``text/plain``). If ``data`` names
+        its ``source`` (a :class:`~producers.clients.downloads.CheckedDownload` does), the
+        error names it too. A refused or failing stream is closed.
         """
         self.expect(artefact_id)
         chunks: AsyncIterable[bytes]
@@ -252,25 +270,41 @@ class ArtefactBuilder:
             chunks = single()
         else:
             chunks = data
-        head, stream = await _peek(chunks, _SNIFF_BYTES)
-        sniffed = sniff_mime(head)
-        if sniffed and sniffed != "text/plain":
-            mime = sniffed
-        elif mime_type:
-            mime = mime_type
-        else:
-            mime = sniffed or "application/octet-stream"
-        if sniffed and mime_type and sniffed.split("/")[0] != mime_type.split("/")[0]:
-            self._recorder.warn(f"{artefact_id}: provider said {mime_type}, content is {sniffed}")
-        if not mime_allowed(self._kind, mime):
-            raise self._malformed(
-                f"{artefact_id} is {mime}, but a {self._kind.value} producer promises "
-                f"{self._kind.media}/*"
+        try:
+            head, stream = await _peek(chunks, _SNIFF_BYTES)
+            mime = self._checked_mime(artefact_id, sniff_mime(head), mime_type, data)
+            stored = await self._store.put_stream(
+                stream,
+                mime_type=mime,
+                expected_size=expected_size,
+                expected_sha256=expected_sha256,
             )
-        stored = await self._store.put_stream(
-            stream, mime_type=mime, expected_size=expected_size, expected_sha256=expected_sha256
-        )
+        except BaseException:
+            await _close(chunks)
+            raise
         return self._make(artefact_id, "blob", stored.uri, mime, stored, None, extra)
+
+    def _checked_mime(
+        self, artefact_id: str, sniffed: str | None, claimed: str | None, data: object
+    ) -> str:
+        """The blob's MIME type, or a ``malformed_output`` error if the kind forbids it."""
+        if self._kind is Kind.TEXT:
+            if sniffed and sniffed != "text/plain":
+                mime = sniffed
+            else:
+                mime = claimed or sniffed or "application/octet-stream"
+        else:
+            mime = sniffed or "an unknown format"
+        if sniffed and claimed and sniffed.split("/")[0] != claimed.split("/")[0]:
+            self._recorder.warn(f"{artefact_id}: provider said {claimed}, content is {sniffed}")
+        if not mime_allowed(self._kind, mime):
+            source = getattr(data, "source", None)
+            origin = f" from {source}" if isinstance(source, str) and source else ""
+            raise self._malformed(
+                f"{artefact_id}{origin} is {mime}, but a {self._kind.value} producer promises "
+                f"{self._kind.media}/*; nothing was stored"
+            )
+        return mime
 
     def _make(
         self,
