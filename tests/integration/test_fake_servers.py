@@ -460,6 +460,119 @@ def test_faults_are_consumed_in_order_and_validated(fake: FakeReplicate) -> None
     assert fake.faults == []
 
 
+# -- Replicate: hostile outputs (what the attack suite plays) ------------------------------
+
+ELSEWHERE = "https://elsewhere.example/out-0.png"
+PLAIN_HTTP = "http://127.0.0.2:9/out-1.png"
+
+
+@pytest.mark.parametrize("route", ["create", "get"])
+def test_output_fault_makes_the_prediction_name_other_urls(
+    fake: FakeReplicate, client: Client, route: str
+) -> None:
+    fake.inject(Fault.output(ELSEWHERE, PLAIN_HTTP), route=route)
+    created = client.predictions.create(model=FLUX, input={**FLUX_INPUT, "num_outputs": 2})
+    done = client.predictions.get(created.id)
+    assert done.status == "succeeded"
+    assert done.output == [ELSEWHERE, PLAIN_HTTP]
+    assert [r.fault for r in fake.requests] == (
+        ["output", None] if route == "create" else [None, "output"]
+    )
+
+
+def test_run_turns_only_https_outputs_into_files(fake: FakeReplicate, client: Client) -> None:
+    fake.inject(Fault.output(ELSEWHERE, PLAIN_HTTP), route="create")
+    outputs = client.run(FLUX, input={**FLUX_INPUT, "num_outputs": 2})
+    assert isinstance(outputs, list)
+    assert isinstance(outputs[0], FileOutput) and outputs[0].url == ELSEWHERE
+    assert outputs[1] == PLAIN_HTTP  # an http: URL comes back as a plain str
+    assert fake.count("download") == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "location"),
+    [(302, "https://127.0.0.2:9/meta-data"), (307, "/files/elsewhere.png")],
+    ids=["302-absolute", "307-relative"],
+)
+def test_redirect_fault_answers_a_redirect_to_the_location(
+    fake: FakeReplicate, client: Client, status: int, location: str
+) -> None:
+    fake.inject(Fault.redirect(location, status=status), route="download")
+    output = first_file(client.run(FLUX, input=FLUX_INPUT))
+    with httpx.Client(verify=client_ssl_context()) as http:
+        answer = http.get(output.url)  # httpx follows no redirect unless told to
+    assert answer.status_code == status
+    assert answer.headers["location"] == location
+    assert fake.requests[-1].fault == "redirect" and fake.requests[-1].status == status
+    # The next download is the file itself.
+    assert open_image(output.read()).format == "PNG"
+
+
+def test_trickle_fault_sends_one_byte_at_a_time(fake: FakeReplicate, client: Client) -> None:
+    fake.inject(Fault.trickle(0.1), route="download")
+    output = first_file(client.run(FLUX, input=FLUX_INPUT))
+    started = time.monotonic()
+    received = b""
+    with (
+        httpx.Client(verify=client_ssl_context()) as http,
+        http.stream("GET", output.url) as answer,
+    ):
+        length = int(answer.headers["content-length"])
+        for piece in answer.iter_raw():
+            received += piece
+            if len(received) >= 3:
+                break
+    elapsed = time.monotonic() - started
+    assert length > 1000  # the whole file is announced...
+    assert received[:3] == b"\x89PN"  # ...and trickles in, a byte per 0.1 s
+    assert 0.25 <= elapsed < 5
+    assert fake.requests[-1].fault == "trickle"
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.output(ELSEWHERE, "data:image/png;base64,iVBORw0KGgo="),
+        Fault.redirect("/files/x.png", status=308),
+        Fault.trickle(2.5),
+    ],
+    ids=["output", "redirect", "trickle"],
+)
+def test_hostile_output_faults_round_trip_through_the_control_endpoint(
+    fake: FakeReplicate, fault: Fault
+) -> None:
+    assert Fault.from_dict(fault.to_dict()) == fault
+    route = "create" if fault.kind == "output" else "download"
+    with httpx.Client(base_url=fake.base_url, verify=client_ssl_context()) as control:
+        armed = control.post("/__fake__/faults", json={**fault.to_dict(), "route": route})
+    assert armed.status_code == 200, armed.text
+    assert [a.fault for a in fake.faults] == [fault]
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: Fault.output(), "at least one URL"),
+        (lambda: Fault.redirect("https://x.example/", status=200), "3xx"),
+        (lambda: Fault.trickle(0), "positive"),
+        (lambda: Fault.from_dict({"kind": "redirect"}), "Location"),
+    ],
+    ids=["output-no-url", "redirect-200", "trickle-zero", "redirect-no-url"],
+)
+def test_hostile_output_faults_are_validated(make: Any, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_hostile_output_faults_apply_only_to_their_routes(fake: FakeReplicate) -> None:
+    with pytest.raises(ValueError, match="create, get"):
+        fake.inject(Fault.output(ELSEWHERE), route="download")
+    with pytest.raises(ValueError, match="download"):
+        fake.inject(Fault.trickle(1.0), route="get")
+    with pytest.raises(ValueError, match="download"):
+        fake.inject(Fault.redirect(ELSEWHERE), route="create")
+
+
 # -- Replicate: control endpoints -----------------------------------------------------------
 
 

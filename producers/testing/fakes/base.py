@@ -59,7 +59,9 @@ SECRET_HEADERS = frozenset({"authorization", "x-api-key", "api-key", "openai-api
 NSFW_ERROR = "NSFW content detected. Try running it again, or try a different prompt."
 DEFAULT_MALFORMED_BODY = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 
-FaultKind = Literal["status", "slow", "drop", "malformed", "failed", "truncate"]
+FaultKind = Literal[
+    "status", "slow", "drop", "malformed", "failed", "truncate", "output", "redirect", "trickle"
+]
 _FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 #: Kinds every route understands; the others are provider-specific.
 GENERIC_FAULTS = frozenset({"status", "slow", "drop", "malformed"})
@@ -92,7 +94,10 @@ class Fault:
     optional), :meth:`slow` (answer late), :meth:`drop` (close the connection without an
     answer), :meth:`malformed` (200 with a body that is not JSON), :meth:`failed` and
     :meth:`nsfw` (Replicate: the prediction ends ``failed``), :meth:`truncated`
-    (Replicate downloads: fewer bytes than ``Content-Length``, then close).
+    (Replicate downloads: fewer bytes than ``Content-Length``, then close), :meth:`output`
+    (Replicate: the prediction's outputs are given URLs), :meth:`redirect` (Replicate
+    downloads: a redirect to a given URL), :meth:`trickle` (Replicate downloads: one byte
+    every few seconds).
 
     Attributes:
         kind: What happens.
@@ -103,6 +108,7 @@ class Fault:
         body: A raw body overriding the provider's error body (``status``, ``malformed``).
         headers: Extra response headers.
         keep_bytes: How many bytes a ``truncated`` download sends (default: half).
+        urls: The outputs of an ``output`` fault; the ``Location`` of a ``redirect`` fault.
     """
 
     kind: FaultKind
@@ -113,6 +119,7 @@ class Fault:
     body: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
     keep_bytes: int | None = None
+    urls: tuple[str, ...] = ()
 
     @classmethod
     def status(
@@ -176,6 +183,31 @@ class Fault:
             raise ValueError("keep_bytes must not be negative")
         return cls("truncate", keep_bytes=keep_bytes)
 
+    @classmethod
+    def output(cls, *urls: str) -> Fault:
+        """Replicate (``create``/``get``): the prediction succeeds with ``urls`` as its
+        outputs (one per output) instead of the fake's own files: another host, an ``http:``
+        URL, a ``data:`` URI, whatever a compromised or confused provider could answer."""
+        if not urls:
+            raise ValueError("an output fault needs at least one URL")
+        return cls("output", urls=tuple(urls))
+
+    @classmethod
+    def redirect(cls, url: str, *, status: int = 302) -> Fault:
+        """Replicate (``download``): answer ``status`` with ``Location: url`` (relative or
+        absolute), as a CDN redirecting to another host would."""
+        if status not in (301, 302, 303, 307, 308):
+            raise ValueError(f"a redirect needs a 3xx redirect status, not {status}")
+        return cls("redirect", status_code=status, urls=(url,))
+
+    @classmethod
+    def trickle(cls, seconds: float) -> Fault:
+        """Replicate (``download``): send the file one byte every ``seconds`` seconds (with
+        its full ``Content-Length``), as a stalling or hostile server would."""
+        if seconds <= 0:
+            raise ValueError("seconds must be positive")
+        return cls("trickle", seconds=seconds)
+
     def to_dict(self) -> dict[str, Any]:
         """The fault as JSON-compatible data (what ``POST /__fake__/faults`` accepts)."""
         data: dict[str, Any] = {"kind": self.kind}
@@ -183,7 +215,7 @@ class Fault:
             data["status"] = self.status_code
         if self.retry_after is not None:
             data["retry_after"] = self.retry_after
-        if self.kind == "slow":
+        if self.kind in ("slow", "trickle"):
             data["seconds"] = self.seconds
         if self.error is not None:
             data["error"] = self.error
@@ -193,6 +225,8 @@ class Fault:
             data["headers"] = dict(self.headers)
         if self.keep_bytes is not None:
             data["keep_bytes"] = self.keep_bytes
+        if self.urls:
+            data["urls"] = list(self.urls)
         return data
 
     @classmethod
@@ -227,6 +261,15 @@ class Fault:
             if kind in ("truncate", "truncated"):
                 keep = data.get("keep_bytes")
                 return cls.truncated(None if keep is None else int(keep))
+            if kind == "output":
+                return cls.output(*[str(url) for url in data.get("urls") or []])
+            if kind == "redirect":
+                urls = data.get("urls") or []
+                if not urls:
+                    raise ValueError("a redirect fault needs 'urls' (its Location)")
+                return cls.redirect(str(urls[0]), status=int(data.get("status", 302)))
+            if kind == "trickle":
+                return cls.trickle(float(data.get("seconds", 1.0)))
         except (TypeError, AttributeError) as exc:
             raise ValueError(f"bad {kind} fault: {exc}") from None
         allowed = ", ".join([*_FAULT_KINDS, "nsfw"])

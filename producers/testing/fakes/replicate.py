@@ -10,6 +10,9 @@ Served routes (route names in brackets, for :meth:`FakeReplicate.inject`):
 * ``GET /v1/models/{owner}/{name}`` and ``.../versions/{id}`` [model];
 * ``GET /files/{prediction id}/out-{i}.{ext}`` [download]: the outputs, streamed.
 
+Besides the generic faults: ``failed``/``nsfw`` and ``output`` (other output URLs) on
+[create] and [get]; ``truncate``, ``redirect`` and ``trickle`` on [download].
+
 Models come from the catalogue (:meth:`producers.replicate.catalogue.Catalogue.load`);
 inputs are validated against each declaration's input schema, with Replicate's 422 body.
 A prediction answers ``starting`` on create, then, on each GET, ``processing`` until
@@ -245,7 +248,10 @@ class FakeReplicate(FakeServer):
     routes = ("create", "get", "cancel", "model", "download")
     route_faults: ClassVar[Mapping[str, frozenset[str]]] = {
         "failed": frozenset({"create", "get"}),
+        "output": frozenset({"create", "get"}),
         "truncate": frozenset({"download"}),
+        "redirect": frozenset({"download"}),
+        "trickle": frozenset({"download"}),
     }
 
     def __init__(
@@ -604,6 +610,8 @@ class FakeReplicate(FakeServer):
             f"{self.base_url}/files/{prediction.id}/out-{i}.{ext}"
             for i in range(max(1, hints.count))
         ]
+        if fault is not None and fault.kind == "output":
+            prediction.output_urls = list(fault.urls)
         with self._lock:
             self._predictions[prediction.id] = prediction
         wait = self._prefer_wait(request.header("prefer"))
@@ -647,6 +655,8 @@ class FakeReplicate(FakeServer):
             if fault is not None and fault.kind == "failed" and prediction.status not in _TERMINAL:
                 prediction.fail_with = fault.error
                 prediction.latency = 0.0
+            if fault is not None and fault.kind == "output":
+                prediction.output_urls = list(fault.urls)
             self._advance(prediction, time.time(), polled=True)
             return Reply.json(200, self._json(prediction))
 
@@ -690,14 +700,27 @@ class FakeReplicate(FakeServer):
             or not prediction.output_urls[index].endswith(f".{ext}")
         ):
             return Reply(404, {"Content-Type": "text/plain"}, b"Not Found")
+        if fault is not None and fault.kind == "redirect":
+            location = {"Location": fault.urls[0], "Content-Type": "text/plain"}
+            return Reply(fault.status_code or 302, location, b"")
         blob = self._file_bytes(prediction, index)
         headers = {"Content-Type": _CONTENT_TYPES.get(ext, "application/octet-stream")}
         total = max(big, len(blob)) if big is not None else len(blob)
+        if fault is not None and fault.kind == "trickle":
+            trickle = self._trickle(blob, fault.seconds)
+            return Reply(200, headers, None, stream=trickle, length=len(blob))
         reply = Reply(200, headers, body=None, stream=_chunks(blob, total), length=total)
         if fault is not None and fault.kind == "truncate":
             keep = fault.keep_bytes if fault.keep_bytes is not None else total // 2
             reply.truncate_at = min(keep, max(total - 1, 0))
         return reply
+
+    def _trickle(self, blob: bytes, seconds: float) -> Iterator[bytes]:
+        """One byte of ``blob`` every ``seconds`` (stops early when the fake stops)."""
+        for offset in range(len(blob)):
+            if not self.sleep(seconds):
+                return
+            yield blob[offset : offset + 1]
 
 
 def _chunks(blob: bytes, total: int) -> Iterator[bytes]:
