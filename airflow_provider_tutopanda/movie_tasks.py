@@ -74,7 +74,7 @@ def refuse(error: Exception) -> NoReturn:
     deployment option never gets better by retrying."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    raise AirflowFailException(str(getattr(error, "reason", None) or error)) from error
+    raise AirflowFailException(str(getattr(error, "reason", None) or error)) from None
 
 
 def options_from(params: Mapping[str, Any]) -> ProducerOptions:

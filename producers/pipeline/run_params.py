@@ -229,9 +229,21 @@ def check_role_models(
             )
 
 
+def _allowed_option(item: Any) -> bool:
+    try:
+        _check_options([item])
+    except RefusedParam:
+        return False
+    return True
+
+
 def allowed_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Only the params a run may set (what a manifest records and Regenerate replays)."""
-    return {key: value for key, value in params.items() if key in RUN_PARAMS}
+    """Only the params a run may set, and of ``options`` only the entries a run may give:
+    what a manifest records and Regenerate replays (an older run's hidden options are not)."""
+    allowed = {key: value for key, value in params.items() if key in RUN_PARAMS}
+    if isinstance(allowed.get("options"), list):
+        allowed["options"] = [item for item in allowed["options"] if _allowed_option(item)]
+    return allowed
 
 
 __all__ = [

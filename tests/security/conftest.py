@@ -9,13 +9,22 @@ and the other host saw no connection.
 
 from __future__ import annotations
 
+import os
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+# AIRFLOW_HOME must be set before anything imports ``airflow``; the Airflow and UI tests'
+# conftests set a temporary one too, and whichever is first is kept.
+if "tutopanda-airflow-home-" not in os.environ.get("AIRFLOW_HOME", ""):
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="tutopanda-airflow-home-")
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
 
 #: The answer the other host would give: if it shows up anywhere, the attack worked.
 OTHER_HOST_SECRET = b"tutopanda-other-host-secret-7f3a9c"
@@ -97,3 +106,18 @@ def blobs_in(root: Path) -> list[Path]:
     """The blobs a local store holds (``blobs/sha256/..``)."""
     blobs = root / "blobs"
     return [p for p in blobs.rglob("*") if p.is_file()] if blobs.exists() else []
+
+
+@pytest.fixture(scope="session")
+def airflow_home() -> Path:
+    """The session's temporary AIRFLOW_HOME."""
+    return Path(os.environ["AIRFLOW_HOME"])
+
+
+@pytest.fixture(scope="session")
+def airflow_db(airflow_home: Path) -> Path:
+    """A migrated SQLite metadata DB in the session's AIRFLOW_HOME."""
+    from airflow.utils.db import initdb
+
+    initdb()
+    return airflow_home / "airflow.db"
