@@ -7,6 +7,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 out = Console()
 err = Console(stderr=True)
@@ -14,7 +15,8 @@ err = Console(stderr=True)
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` to stderr; return the exit to raise (2: usage, 1: failure)."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    text = escape(message)  # the message may quote a prompt or a provider: never markup
+    err.print(f"[bold red]error:[/] {text}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(code)
 
 
