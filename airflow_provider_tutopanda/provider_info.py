@@ -95,6 +95,30 @@ PROVIDER_INFO: dict[str, Any] = {
                     "example": "aws_default",
                     "default": "aws_default",
                 },
+                "options_file": {
+                    "description": (
+                        "The deployment's producer options files (comma-separated YAML, TOML "
+                        "or JSON), applied over the defaults before a run's params: where "
+                        "models, config, templates and attachments are chosen (a run may "
+                        "set only its roles' models, inputs and custom attributes). "
+                        "$TUTOPANDA_OPTIONS wins over it."
+                    ),
+                    "version_added": "0.1.0",
+                    "type": "string",
+                    "example": "/opt/airflow/tutopanda/options.yaml",
+                    "default": "",
+                },
+                "topics_file": {
+                    "description": (
+                        "The topics file of tutopanda_daily_movie (one topic a line, "
+                        "optionally YYYY-MM-DD: topic). $TUTOPANDA_TOPICS wins over it; "
+                        "empty: topics.txt in the DAGs folder."
+                    ),
+                    "version_added": "0.1.0",
+                    "type": "string",
+                    "example": "/opt/airflow/tutopanda/topics.txt",
+                    "default": "",
+                },
             },
         }
     },

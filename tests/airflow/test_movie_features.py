@@ -173,6 +173,35 @@ def test_the_video_role_puts_clips_in_the_movie(movie: SimpleNamespace) -> None:
     assert movie_info.has_video and movie_info.has_audio
 
 
+# -- the deployment's options ----------------------------------------------------------------------
+
+
+def test_the_deployments_options_file_sets_templates_and_attachments(
+    movie: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a run may not set, the deployment may: its options file (``TUTOPANDA_OPTIONS``)
+    gives the script role a template and an attachment (a path relative to the file)."""
+    folder = tmp_path / "deployment"
+    folder.mkdir()
+    (folder / "house-style.txt").write_text("Always mention the house style: BRISK-42.")
+    (folder / "options.yaml").write_text(
+        "script:\n"
+        "  attachments: [house-style.txt]\n"
+        "  config:\n"
+        "    user_prompt: \"{{ attachments['house-style.txt'] }} Write about {{ topic }}\"\n"
+        "narration:\n"
+        "  inputs:\n"
+        "    voice: Deep_Voice_Man\n"
+    )
+    monkeypatch.setenv("TUTOPANDA_OPTIONS", str(folder / "options.yaml"))
+    dag_run = movie.module.dag.test(run_conf={"topic": "Why do cats purr?", "segments": 1})
+    assert dag_run.state == "success"
+    jobs = _jobs(dag_run)
+    prompt = jobs["script"]["artefacts"][0]["diagnostics"]["prompt"]
+    assert prompt == "Always mention the house style: BRISK-42. Write about Why do cats purr?"
+    assert jobs["narration[0]"]["inputs"]["voice"] == "Deep_Voice_Man"
+
+
 # -- the daily DAG --------------------------------------------------------------------------------
 
 
