@@ -39,11 +39,13 @@ def test_provider_info_validates_against_the_shipped_schema() -> None:
         "airflow_provider_tutopanda.links.artefact.ArtefactLink",
         "airflow_provider_tutopanda.links.artefact.ArtefactsLink",
     ]
-    assert set(info["config"]["tutopanda"]["options"]) == {
+    assert {
         "store",
         "aws_conn_id",
         "preload_sdk",
-    }
+        "options_file",
+        "topics_file",
+    } <= set(info["config"]["tutopanda"]["options"])
 
 
 def test_connection_types_name_importable_hooks_with_matching_attributes() -> None:
