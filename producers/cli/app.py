@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
 from rich.table import Table
 
 from producers import __version__
@@ -17,19 +14,23 @@ from producers.cli.console import err, fail, out, setup_logging
 from producers.cli.models import models_app
 from producers.cli.movie import movie_command
 from producers.cli.retry import RetryPolicy
-from producers.cli.values import parse_pairs
+from producers.cli.values import error_line, file_targets, open_file, parse_pairs, store_file
 from producers.clients import default_client_registry
 from producers.registry import default_registry
 from producers.sdk.artefacts import ProducerResult
 from producers.sdk.attachments import attachment_from_path
+from producers.sdk.documents import read_document
 from producers.sdk.errors import (
     ConfigurationError,
     DeclarationError,
+    ErrorCode,
+    InvalidInputError,
     ProviderError,
     UnknownModelError,
 )
 from producers.sdk.handler import HandlerDeps
 from producers.sdk.jobs import Descriptor, JobRequest, Mode
+from producers.sdk.limits import DOCUMENT_MAX_BYTES
 from producers.storage import open_store
 from producers.storage.manifest import RunManifest, new_run_id
 
@@ -45,23 +46,11 @@ app.command("movie")(movie_command)
 
 
 def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise fail(f"cannot read config {path}: {exc.strerror}", 2) from None
-    try:
-        if path.suffix.lower() == ".toml":
-            data: Any = tomllib.loads(text)
-        elif path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise fail(
-            f"config {path} is not valid {path.suffix.lstrip('.').upper() or 'JSON'}: {exc}", 2
-        ) from None
+    data = read_document(path, what="config", max_bytes=DOCUMENT_MAX_BYTES)
     if not isinstance(data, dict):
-        raise fail(f"config {path} must hold an object (a table / mapping) at the top level", 2)
+        raise InvalidInputError(
+            f"config {path} must hold an object (a table / mapping) at the top level"
+        )
     return data
 
 
@@ -90,10 +79,21 @@ def produce(
         list[str], typer.Option("--custom", help="Model-specific field KEY=VALUE, passed through.")
     ] = [],  # noqa: B006
     config: Annotated[
-        Path | None, typer.Option("--config", help="Producer config file (JSON, TOML or YAML).")
+        Path | None,
+        typer.Option("--config", help="Producer config file (JSON, TOML or YAML, at most 1 MiB)."),
     ] = None,
     attach: Annotated[
-        list[Path], typer.Option("--attach", help="Attachment file (JSON, TOML or text).")
+        list[Path],
+        typer.Option("--attach", help="Attachment file (JSON, TOML or text, at most 256 KiB)."),
+    ] = [],  # noqa: B006
+    file_: Annotated[
+        list[str],
+        typer.Option(
+            "--file",
+            help="Send a local file for a file field: FIELD=PATH, e.g. image=photo.png for an "
+            "image-to-video model (repeatable). The file is put in the store and its stored "
+            "URI is the value; a path or file:// URI in --set or --custom is never read.",
+        ),
     ] = [],  # noqa: B006
     produces: Annotated[
         list[str], typer.Option("--artefact", help="Artefact id to produce (repeatable).")
@@ -137,16 +137,42 @@ def produce(
             "adapter is installed for it; use --mode mock",
             2,
         )
-    types = {k: v.get("type") for k, v in (info.custom_attributes if info else {}).items()}
+    fields = info.custom_attributes if info else {}
+    types = {k: v.get("type") for k, v in fields.items()}
     try:
         inputs = parse_pairs(set_, option="--set")
         custom_values = parse_pairs(custom, option="--custom", types=types)
+        files = file_targets(
+            file_,
+            model_id=descriptor.model_id,
+            general=info.general_attributes if info else (),
+            custom=fields,
+        )
+        given_twice = sorted({f for f, _, _ in files} & (set(inputs) | set(custom_values)))
+        if given_twice:
+            raise InvalidInputError(f"--file {given_twice[0]} is also given in --set or --custom")
         attachments = tuple(attachment_from_path(p) for p in attach)
+        config_values = _read_config(config) if config else {}
+        opened = [(field, open_file(field, path), general) for field, path, general in files]
         store_obj = open_store(store)
     except ProviderError as exc:
-        raise fail(str(exc), 2) from None
+        raise fail(error_line(exc), 2) from None
     except ConfigurationError as exc:
         raise fail(str(exc), 2) from None
+
+    async def put_files() -> None:
+        for field, handle, general in opened:
+            uri = await store_file(store_obj, field, handle)
+            target = inputs if general else custom_values
+            if fields.get(field, {}).get("type") == "array":
+                target.setdefault(field, []).append(uri)
+            else:
+                target[field] = uri
+
+    try:
+        asyncio.run(put_files())
+    except ProviderError as exc:
+        raise fail(error_line(exc), 2) from None
     run_id = new_run_id()
     request = JobRequest(
         descriptor=descriptor,
@@ -154,7 +180,7 @@ def produce(
         mode=run_mode,
         inputs=inputs,
         custom=custom_values,
-        config=_read_config(config) if config else {},
+        config=config_values,
         attachments=attachments,
         produces=tuple(produces),
     )
@@ -172,18 +198,25 @@ def produce(
         resume = previous.handle if previous is not None else None
         return await handler.run(request.model_copy(update={"attempt": number}), resume=resume)
 
-    async def go() -> tuple[ProducerResult | ProviderError, str]:
+    async def go() -> tuple[ProducerResult | ProviderError, str, bool]:
+        refused = False
         try:
+            # Everything checkable is checked before any request: a refusal is a usage error.
+            try:
+                await handler.prepare(request)
+            except ProviderError as exc:
+                refused = exc.code is ErrorCode.INVALID_INPUT
+                raise
             done = await RetryPolicy(retries=retries).run(attempt, on_retry=on_retry)
             manifest.add_result(request, done)
             outcome: ProducerResult | ProviderError = done
         except ProviderError as exc:
             outcome = exc
             manifest.add_failure(request, exc)
-        return outcome, await manifest.save(store_obj)
+        return outcome, await manifest.save(store_obj), refused
 
     try:
-        outcome, manifest_uri = asyncio.run(go())
+        outcome, manifest_uri, refused = asyncio.run(go())
     except KeyboardInterrupt:
         raise fail("interrupted", 130) from None
     if isinstance(outcome, ProviderError):
@@ -191,6 +224,8 @@ def produce(
             out.print_json(
                 data={"run_id": run_id, "manifest": manifest_uri, "error": outcome.to_dict()}
             )
+        if refused:
+            raise fail(error_line(outcome), 2)  # one line: nothing was requested
         raise fail(str(outcome), 1)
     result = outcome
     if as_json:

@@ -66,7 +66,8 @@ def test_invalid_custom_value_fails_with_the_field_and_allowed_values(tmp_path: 
         "--store",
         str(tmp_path),
     )
-    assert code == 1
+    assert code == 2  # refused before any request: a usage error, in one line
+    assert len(err.strip().splitlines()) == 1
     assert "invalid_input" in err and "emotion" in err and "'calm'" in err and "'neutral'" in err
     assert "Magma rises." in err  # the prompt is named
     assert "replicate:minimax/speech-02-hd" in err
@@ -215,7 +216,7 @@ def test_produce_writes_a_run_manifest_for_success_and_failure(tmp_path: Path) -
         str(tmp_path),
         "--json",
     )
-    assert code == 1
+    assert code == 2  # refused before any request; the run still has its manifest
     failed = json.loads(out)
     assert failed["error"]["code"] == "invalid_input"
     store = LocalStore(tmp_path)
