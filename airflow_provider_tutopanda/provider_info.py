@@ -119,6 +119,40 @@ PROVIDER_INFO: dict[str, Any] = {
                     "example": "/opt/airflow/tutopanda/topics.txt",
                     "default": "",
                 },
+                "output_hosts": {
+                    "description": (
+                        "Hosts provider outputs may be downloaded from, besides the API host "
+                        "and the provider's delivery hosts (Replicate: replicate.delivery and "
+                        "its subdomains): comma-separated host names, a leading . or *. for "
+                        "subdomains too. Added to $TUTOPANDA_OUTPUT_HOSTS."
+                    ),
+                    "version_added": "0.1.0",
+                    "type": "string",
+                    "example": ".cdn.example.com,files.example.org",
+                    "default": "",
+                },
+                "max_output_bytes": {
+                    "description": (
+                        "The most bytes one provider output may have; a bigger one is refused "
+                        "(malformed_output) and nothing is stored. "
+                        "$TUTOPANDA_MAX_OUTPUT_BYTES wins over it; empty: 4 GiB."
+                    ),
+                    "version_added": "0.1.0",
+                    "type": "integer",
+                    "example": "1073741824",
+                    "default": "",
+                },
+                "download_deadline": {
+                    "description": (
+                        "Seconds one download of a provider output may take in all; a slower "
+                        "one is refused (malformed_output). $TUTOPANDA_DOWNLOAD_DEADLINE wins "
+                        "over it; empty: 1800."
+                    ),
+                    "version_added": "0.1.0",
+                    "type": "float",
+                    "example": "600",
+                    "default": "",
+                },
             },
         }
     },

@@ -4,6 +4,11 @@ A hook owns one Airflow connection (password = the provider's key, host = an opt
 URL) and hands ``producers`` what it needs: a :class:`SecretResolver` answering the
 provider's secret name, and client options (``base_url``). Secrets only ever come from the
 connection or, when the connection has no password, from the environment.
+
+The environment's key goes only where the environment says: to ``$<PROVIDER>_BASE_URL`` or
+the provider's default URL. A connection that names another host must carry its own key:
+whoever may edit a connection must not be able to point the deployment's key at a host of
+theirs. Such a connection fails with ``auth_failed`` before any request.
 """
 
 from __future__ import annotations
@@ -17,23 +22,53 @@ from typing import Any, ClassVar
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
+from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.secrets import SecretResolver, redact, register_secret
 
 PROBE_TIMEOUT = 10.0
+SECTION = "tutopanda"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 class ConnectionSecretResolver(SecretResolver):
-    """Answers exactly one secret name: the connection's password, else the environment."""
+    """Answers exactly one secret name: the connection's password, else (if ``environment``)
+    the environment."""
 
-    def __init__(self, name: str, value: str | None) -> None:
+    def __init__(self, name: str, value: str | None, *, environment: bool = True) -> None:
         self.name = name
         self._value = value or None
+        self._environment = environment
 
     def lookup(self, name: str) -> str | None:
         """The connection's secret for ``self.name``; None for any other name."""
         if name != self.name:
             return None
-        return self._value or os.environ.get(name) or None
+        if self._value:
+            return self._value
+        return (os.environ.get(name) or None) if self._environment else None
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | None:
+    """``(scheme, host, port)`` of ``url``, or None if it is not an absolute URL."""
+    import httpx
+
+    try:
+        parsed = httpx.URL(url)
+        host = parsed.raw_host.decode("ascii").lower().rstrip(".")
+    except (httpx.InvalidURL, ValueError, UnicodeError):
+        return None
+    if not parsed.scheme or not host:
+        return None
+    return parsed.scheme, host, parsed.port or _DEFAULT_PORTS.get(parsed.scheme)
+
+
+def tutopanda_setting(key: str) -> str | None:
+    """``[tutopanda] key`` from Airflow's configuration, or None when unset or empty."""
+    from airflow.sdk import conf
+
+    value = conf.get(SECTION, key, fallback=None)
+    text = str(value).strip() if value is not None else ""
+    return text or None
 
 
 class ProducerHook(BaseHook):
@@ -91,14 +126,55 @@ class ProducerHook(BaseHook):
         """The base URL from the connection, or None (the client's default applies)."""
         return self._host()
 
+    # -- where the environment's key may go --------------------------------------------------
+
+    def environment_base_url(self) -> str:
+        """Where the environment's key goes: ``$<PROVIDER>_BASE_URL``, else the default URL."""
+        return (os.environ.get(self.base_url_env) or self.default_base_url).rstrip("/")
+
+    def environment_token_refusal(self) -> ProviderError | None:
+        """Why the environment's key must not be used with this connection, or None.
+
+        A connection without a key of its own that names a host (a base URL) other than the
+        environment's base URL or the provider's default URL would send the deployment's key
+        to that host: ``auth_failed``, naming the connection and what to set.
+        """
+        named = self.base_url()
+        if self._password() or not named:
+            return None
+        origin = _origin(named)
+        allowed = {_origin(self.environment_base_url()), _origin(self.default_base_url)}
+        if origin is not None and origin in allowed:
+            return None
+        host = origin[1] if origin is not None else "(an invalid URL)"
+        return ProviderError(
+            ErrorCode.AUTH_FAILED,
+            f"connection {self.conn_id!r} names the host {host} but has no key of its own; "
+            f"the environment's {self.secret_name} is sent only to {self.base_url_env} or "
+            f"{self.default_base_url}. Set the connection's password (the {self.hook_name} "
+            "key) or remove its host",
+            retryable=False,
+            caused_by_user=False,
+            provider=self.provider,
+            hint="docs/security.md: connections",
+        )
+
     # -- what producers need ----------------------------------------------------------------
 
     def secret_resolver(self) -> SecretResolver:
-        """A resolver giving ``secret_name`` from the connection (or the environment)."""
+        """A resolver giving ``secret_name`` from the connection (or the environment).
+
+        Raises:
+            ProviderError: ``auth_failed`` when the connection names a host but has no key
+                (see :meth:`environment_token_refusal`); nothing is sent anywhere.
+        """
+        refusal = self.environment_token_refusal()
+        if refusal is not None:
+            raise refusal
         password = self._password()
         if password:
             register_secret(password)
-        return ConnectionSecretResolver(self.secret_name, password)
+        return ConnectionSecretResolver(self.secret_name, password, environment=not password)
 
     def client_options(self) -> dict[str, Any]:
         """Options for the producers client factory: ``base_url`` when the connection sets one."""

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_tutopanda.hooks.base import ProducerHook
+from airflow_provider_tutopanda.hooks.base import ProducerHook, tutopanda_setting
 
 if TYPE_CHECKING:
     from producers.clients.replicate import ReplicateClient
 
 #: A public model in the tutopanda catalogue, read when ``/v1/account`` is not served.
 PROBE_MODEL = "black-forest-labs/flux-dev"
+#: ``[tutopanda]`` settings of output downloads: client option -> the variable that wins.
+OUTPUT_SETTINGS = {
+    "max_output_bytes": "TUTOPANDA_MAX_OUTPUT_BYTES",
+    "download_deadline": "TUTOPANDA_DOWNLOAD_DEADLINE",
+}
 
 
 class ReplicateHook(ProducerHook):
@@ -19,8 +25,11 @@ class ReplicateHook(ProducerHook):
 
     Connection (type ``replicate``, default ``replicate_default``): password = API token,
     host = base URL (optional, for proxies and fakes). Without a password the token comes
-    from ``REPLICATE_API_TOKEN``; without the default connection, everything comes from the
-    environment.
+    from ``REPLICATE_API_TOKEN``, but only for ``REPLICATE_BASE_URL`` or Replicate's own
+    URL: a connection naming another host needs its own token. Without the default
+    connection, everything comes from the environment. Outputs are downloaded under the
+    ``[tutopanda]`` settings ``output_hosts``, ``max_output_bytes`` and
+    ``download_deadline``.
 
     :param replicate_conn_id: The Airflow connection id.
     """
@@ -52,6 +61,23 @@ class ReplicateHook(ProducerHook):
                 "host": "https://api.replicate.com",
             },
         }
+
+    def client_options(self) -> dict[str, Any]:
+        """``base_url`` from the connection, and the ``[tutopanda]`` output settings.
+
+        ``output_hosts`` adds to ``$TUTOPANDA_OUTPUT_HOSTS``; ``$TUTOPANDA_MAX_OUTPUT_BYTES``
+        and ``$TUTOPANDA_DOWNLOAD_DEADLINE`` win over ``max_output_bytes`` and
+        ``download_deadline`` (as ``$TUTOPANDA_STORE`` wins over ``store``).
+        """
+        options = super().client_options()
+        hosts = tutopanda_setting("output_hosts")
+        if hosts:
+            options["output_hosts"] = hosts
+        for option, variable in OUTPUT_SETTINGS.items():
+            value = tutopanda_setting(option)
+            if value and not os.environ.get(variable, "").strip():
+                options[option] = value
+        return options
 
     @cached_property
     def client(self) -> ReplicateClient:

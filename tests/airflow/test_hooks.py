@@ -65,15 +65,83 @@ def test_replicate_connection_from_json_without_host(monkeypatch: pytest.MonkeyP
     assert hook.client_options() == {}
 
 
-def test_password_less_connection_falls_back_to_the_environment(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("connection", "env_base"),
+    [
+        ({"conn_type": "replicate"}, None),
+        ({"conn_type": "replicate", "host": "https://r.example/"}, "https://r.example"),
+        ({"conn_type": "replicate", "host": "api.replicate.com"}, None),
+        ({"conn_type": "replicate", "host": "https://API.replicate.com:443/"}, "https://x.example"),
+    ],
+    ids=["no-host", "host-is-the-env-base-url", "host-is-the-default", "default-spelled-out"],
+)
+def test_password_less_connection_falls_back_to_the_environment_for_its_own_urls(
+    monkeypatch: pytest.MonkeyPatch, connection: dict, env_base: str | None
 ) -> None:
     from airflow_provider_tutopanda.hooks import ReplicateHook
 
-    _conn(monkeypatch, "rep_empty", {"conn_type": "replicate", "host": "https://r.example/"})
+    _conn(monkeypatch, "rep_empty", connection)
     monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_env_token_789")
+    if env_base:
+        monkeypatch.setenv("REPLICATE_BASE_URL", env_base)
     hook = ReplicateHook("rep_empty")
     assert hook.secret_resolver().require("REPLICATE_API_TOKEN") == "r8_env_token_789"
+
+
+HARVESTING = [
+    ("replicate", {"conn_type": "replicate", "host": "https://r.example/"}, None),
+    ("replicate", {"conn_type": "replicate", "host": "r.example"}, "https://other.example"),
+    ("replicate", {"conn_type": "replicate", "host": "http://api.replicate.com"}, None),
+    ("replicate", {"conn_type": "replicate", "host": "https://api.replicate.com:8443"}, None),
+    ("openai", {"conn_type": "openai", "host": "https://gateway.example/v1"}, None),
+    (
+        "openai",
+        {
+            "conn_type": "openai",
+            "extra": {"openai_client_kwargs": {"base_url": "https://kw.example/v1"}},
+        },
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("provider", "connection", "env_base"),
+    HARVESTING,
+    ids=["other-host", "env-base-elsewhere", "http-downgrade", "other-port", "openai", "kwargs"],
+)
+def test_a_connection_naming_a_host_never_gets_the_environments_key(
+    monkeypatch: pytest.MonkeyPatch, provider: str, connection: dict, env_base: str | None
+) -> None:
+    from airflow_provider_tutopanda.hooks import hook_for
+    from producers.sdk.errors import ErrorCode, ProviderError
+
+    hook_class_env = {"replicate": "REPLICATE", "openai": "OPENAI"}[provider]
+    secret_name = {"replicate": "REPLICATE_API_TOKEN", "openai": "OPENAI_API_KEY"}[provider]
+    env_key = f"env-{provider}-deployment-key-31337"
+    monkeypatch.setenv(secret_name, env_key)
+    if env_base:
+        monkeypatch.setenv(f"{hook_class_env}_BASE_URL", env_base)
+    _conn(monkeypatch, "harvest", connection)
+    hook = hook_for(provider, "harvest")
+    for attempt in (hook.secret_resolver, hook.api_key):
+        with pytest.raises(ProviderError) as refused:
+            attempt()
+        error = refused.value
+        assert error.code is ErrorCode.AUTH_FAILED and error.retryable is False
+        assert "'harvest'" in error.reason and secret_name in error.reason
+        assert "password" in error.reason and env_key not in str(error)
+    ok, message = hook.test_connection()
+    assert not ok and "'harvest'" in message and env_key not in message
+
+
+def test_a_connection_with_its_own_key_may_name_any_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    from airflow_provider_tutopanda.hooks import hook_for
+
+    monkeypatch.setenv("REPLICATE_API_TOKEN", "r8_env_token_789")
+    _conn(monkeypatch, "own", {"host": "https://r.example/", "password": "r8_own_token_123"})
+    hook = hook_for("replicate", "own")
+    assert hook.secret_resolver().require("REPLICATE_API_TOKEN") == "r8_own_token_123"
     assert hook.client_options() == {"base_url": "https://r.example"}
 
 
@@ -200,3 +268,81 @@ def test_test_connection_without_any_key(monkeypatch: pytest.MonkeyPatch) -> Non
     _conn(monkeypatch, "nokey", {"conn_type": "openai", "host": "http://127.0.0.1:9/v1"})
     ok, message = hook_for("openai", "nokey").test_connection()
     assert not ok and "OPENAI_API_KEY" in message
+
+
+def test_test_connection_of_a_harvesting_connection_sends_nothing(
+    monkeypatch: pytest.MonkeyPatch, fake_replicate: FakeReplicate
+) -> None:
+    from airflow_provider_tutopanda.hooks import hook_for
+
+    fake_replicate.reset()
+    monkeypatch.setenv("REPLICATE_API_TOKEN", FAKE_TOKEN)
+    _conn(monkeypatch, "harvest", {"conn_type": "replicate", "host": fake_replicate.base_url})
+    ok, message = hook_for("replicate", "harvest").test_connection()
+    assert not ok and "auth_failed" in message and FAKE_TOKEN not in message
+    assert fake_replicate.requests == []
+
+
+def test_the_replicate_client_gets_the_tutopanda_output_settings(
+    monkeypatch: pytest.MonkeyPatch, fake_replicate: FakeReplicate
+) -> None:
+    from airflow_provider_tutopanda.hooks import hook_for
+    from producers.clients.downloads import HostRule
+
+    _conn(
+        monkeypatch, "replicate_default", {"password": FAKE_TOKEN, "host": fake_replicate.base_url}
+    )
+    for name in ("OUTPUT_HOSTS", "MAX_OUTPUT_BYTES", "DOWNLOAD_DEADLINE"):
+        monkeypatch.delenv(f"TUTOPANDA_{name}", raising=False)
+    monkeypatch.setenv("AIRFLOW__TUTOPANDA__OUTPUT_HOSTS", ".cdn.example.com, files.example.org")
+    monkeypatch.setenv("AIRFLOW__TUTOPANDA__MAX_OUTPUT_BYTES", "1048576")
+    monkeypatch.setenv("AIRFLOW__TUTOPANDA__DOWNLOAD_DEADLINE", "60")
+    hook = hook_for("replicate")
+    assert hook.client_options() == {
+        "base_url": fake_replicate.base_url,
+        "output_hosts": ".cdn.example.com, files.example.org",
+        "max_output_bytes": "1048576",
+        "download_deadline": "60",
+    }
+    outputs = hook.client.outputs
+    assert outputs.extra_hosts == (
+        HostRule("cdn.example.com", True),
+        HostRule("files.example.org", False),
+    )
+    assert (outputs.max_bytes, outputs.deadline) == (1048576, 60.0)
+
+    # As $TUTOPANDA_STORE wins over [tutopanda] store, the variables win over the settings;
+    # hosts add up.
+    monkeypatch.setenv("TUTOPANDA_MAX_OUTPUT_BYTES", "2048")
+    monkeypatch.setenv("TUTOPANDA_OUTPUT_HOSTS", "more.example.net")
+    outputs = hook_for("replicate").client.outputs
+    assert outputs.max_bytes == 2048 and outputs.deadline == 60.0
+    assert [str(rule) for rule in outputs.extra_hosts] == [
+        "more.example.net",
+        "*.cdn.example.com",
+        "files.example.org",
+    ]
+    assert "output_hosts" not in hook_for("openai").client_options()
+
+
+def test_a_bad_output_setting_names_itself(
+    monkeypatch: pytest.MonkeyPatch, fake_replicate: FakeReplicate
+) -> None:
+    from airflow_provider_tutopanda.hooks import hook_for
+    from producers.sdk.errors import ConfigurationError
+
+    _conn(
+        monkeypatch, "replicate_default", {"password": FAKE_TOKEN, "host": fake_replicate.base_url}
+    )
+    monkeypatch.delenv("TUTOPANDA_MAX_OUTPUT_BYTES", raising=False)
+    monkeypatch.setenv("AIRFLOW__TUTOPANDA__MAX_OUTPUT_BYTES", "4GB")
+    with pytest.raises(ConfigurationError, match=r"\[tutopanda\] max_output_bytes: '4GB'"):
+        hook_for("replicate").client  # noqa: B018
+
+
+def test_the_output_settings_are_declared_in_the_provider_config() -> None:
+    from airflow_provider_tutopanda import get_provider_info
+
+    options = get_provider_info()["config"]["tutopanda"]["options"]
+    assert {"output_hosts", "max_output_bytes", "download_deadline"} <= set(options)
+    assert "TUTOPANDA_OUTPUT_HOSTS" in options["output_hosts"]["description"]
