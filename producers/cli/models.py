@@ -103,7 +103,11 @@ def models_import(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Write model declarations from provider metadata, printing what was inferred."""
+    """Write model declarations from provider metadata, printing what was inferred.
+
+    A file that cannot be imported (not JSON, over 1 MiB, nested too deeply, no input
+    schema...) is one error line; the others are still written; the exit code is then 2.
+    """
     from producers.replicate.catalogue import search_path
     from producers.replicate.importer import import_file, write_declaration
 
@@ -113,11 +117,20 @@ def models_import(
     for path in files:
         try:
             result = import_file(path)
+            written = write_declaration(result.declaration, target)
         except DeclarationError as exc:
-            err.print(f"[red]{path}[/]: {exc}", highlight=False)
+            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
             failed = True
             continue
-        written = write_declaration(result.declaration, target)
+        except OSError as exc:
+            err.print(
+                f"[bold red]error:[/] cannot write the declaration of {path} into {target}: "
+                f"{exc.strerror or exc}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            failed = True
+            continue
         reports.append(
             {
                 "file": str(path),
@@ -137,4 +150,4 @@ def models_import(
     if as_json:
         out.print_json(data=reports)
     if failed:
-        raise typer.Exit(1)
+        raise typer.Exit(2)  # a refused file: each is one line above, the others were written

@@ -16,7 +16,7 @@ from rich.table import Table
 from producers.cli.console import err, fail, out, setup_logging
 from producers.cli.retry import RetryPolicy
 from producers.cli.runner import CliJobRunner, JobEvents
-from producers.cli.values import parse_pairs
+from producers.cli.values import error_line, parse_pairs
 from producers.clients import default_client_registry
 from producers.pipeline.cost import CostEstimate, estimate
 from producers.pipeline.flow import MovieOutcome, make_movie
@@ -27,6 +27,7 @@ from producers.sdk.artefacts import ProducerResult
 from producers.sdk.errors import (
     ConfigurationError,
     DeclarationError,
+    ErrorCode,
     ProviderError,
     UnknownModelError,
 )
@@ -285,11 +286,16 @@ def movie_command(
             f"--refresh-role: unknown role(s) {', '.join(bad_roles)}; roles: {', '.join(ROLES)}", 2
         )
     try:
-        limits = {k: int(v) for k, v in parse_pairs(concurrency, option="--concurrency").items()}
-    except (TypeError, ValueError):
-        raise fail("--concurrency takes PROVIDER=N with N a whole number", 2) from None
-    if any(v < 1 for v in limits.values()):
-        raise fail("--concurrency must be at least 1", 2)
+        limits = parse_pairs(concurrency, option="--concurrency")
+    except ProviderError as exc:
+        raise fail(error_line(exc), 2) from None
+    for provider, value in limits.items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 1000:
+            raise fail(
+                f"--concurrency {provider}={value!r}: give PROVIDER=N with N a whole number "
+                "from 1 to 1000",
+                2,
+            )
     try:
         options = load_options(options_file, set_)
         registry = default_registry()
@@ -297,7 +303,7 @@ def movie_command(
             registry.find(options.role(role).descriptor)
         store_obj = open_store(store)
     except (ProviderError, UnknownModelError, DeclarationError, ConfigurationError) as exc:
-        raise fail(str(exc), 2) from None
+        raise fail(error_line(exc), 2) from None
     run_mode: Mode = "live" if mode == "live" else "mock"
     settings = MovieSettings(
         topic=topic,
@@ -319,6 +325,9 @@ def movie_command(
     except BudgetExceeded as exc:
         raise fail(str(exc), 2) from None
     except ProviderError as exc:
+        # Raised while pricing, before any job: invalid input is a usage error, in one line.
+        if exc.code is ErrorCode.INVALID_INPUT:
+            raise fail(error_line(exc), 2) from None
         raise fail(str(exc), 1) from None
     except KeyboardInterrupt:
         raise fail(

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import copy
-import json
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from producers.sdk.documents import json_or_text, read_document
 from producers.sdk.errors import InvalidInputError
 from producers.sdk.jobs import Descriptor
+from producers.sdk.limits import MAX_NESTING_DEPTH
 
 Role = Literal["script", "image_prompt", "image", "narration", "music", "video"]
 ROLES: tuple[Role, ...] = ("script", "image_prompt", "image", "narration", "music", "video")
@@ -64,19 +63,7 @@ class ProducerOptions(BaseModel):
 
 
 def _read(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidInputError(f"cannot read options file {path}: {exc.strerror}") from None
-    try:
-        if path.suffix.lower() == ".toml":
-            data: Any = tomllib.loads(text)
-        elif path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise InvalidInputError(f"options file {path} is not valid: {exc}") from None
+    data = read_document(path, what="options file", default_format="yaml")
     if not isinstance(data, dict):
         raise InvalidInputError(f"options file {path} must hold a mapping of roles")
     unknown = sorted(set(data) - set(ROLES))
@@ -85,9 +72,14 @@ def _read(path: Path) -> dict[str, Any]:
             f"options file {path}: unknown role(s) {', '.join(unknown)}; roles: {', '.join(ROLES)}"
         )
     base = path.parent
-    for role in data.values():
+    for name, role in data.items():
         if isinstance(role, dict) and isinstance(role.get("attachments"), list):
-            role["attachments"] = [str((base / a).resolve()) for a in role["attachments"]]
+            paths = role["attachments"]
+            if not all(isinstance(a, str) and a for a in paths):
+                raise InvalidInputError(
+                    f"options file {path}: {name}.attachments must be a list of file paths"
+                )
+            role["attachments"] = [str((base / a).resolve()) for a in paths]
     return data
 
 
@@ -102,29 +94,36 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def _parse_value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
+def _parse_value(raw: str, *, label: str) -> Any:
+    return json_or_text(raw, label=label)
 
 
 def parse_override(text: str) -> dict[str, Any]:
-    """``image.custom.size=2K`` -> ``{"image": {"custom": {"size": "2K"}}}``."""
+    """``image.custom.size=2K`` -> ``{"image": {"custom": {"size": "2K"}}}``.
+
+    Raises:
+        InvalidInputError: one line naming the override: not ``ROLE.KEY=VALUE``, an unknown
+            role, a path deeper than the nesting limit, or a value that is not a finite
+            number (``1e999``, ``NaN``, ``Infinity``) or is JSON nested too deeply.
+    """
     path, sep, raw = text.partition("=")
     keys = [k for k in path.strip().split(".") if k]
     if not sep or len(keys) < 2:
         raise InvalidInputError(
-            f"override {text!r} is not ROLE.KEY=VALUE (e.g. image.model=replicate:google/nano-banana)"
+            f"override {text[:80]!r} is not ROLE.KEY=VALUE (e.g. image.model=replicate:google/nano-banana)"
         )
     if keys[0] not in ROLES:
         raise InvalidInputError(
-            f"override {text!r}: unknown role {keys[0]!r}; roles: {', '.join(ROLES)}"
+            f"override {text[:80]!r}: unknown role {keys[0]!r}; roles: {', '.join(ROLES)}"
+        )
+    if len(keys) > MAX_NESTING_DEPTH:
+        raise InvalidInputError(
+            f"override {path[:80]!r}... has {len(keys)} keys; at most {MAX_NESTING_DEPTH}"
         )
     value: Any = (
         raw
         if keys[-1] in ("model", "prompt", "user_prompt", "system_prompt")
-        else _parse_value(raw)
+        else _parse_value(raw, label=f"override {'.'.join(keys)}")
     )
     for key in reversed(keys):
         value = {key: value}

@@ -41,8 +41,9 @@ class Catalogue:
         catalogue = cls()
         for folder in search_path() if folders is None else [Path(f) for f in folders]:
             if not folder.is_dir():
+                problem = "is not a folder" if folder.exists() else "does not exist"
                 raise DeclarationError(
-                    f"model declaration folder {folder} does not exist (check {MODELS_PATH_ENV})"
+                    f"model declaration folder {folder} {problem} (check {MODELS_PATH_ENV})"
                 )
             for path in sorted(folder.rglob("*.json")):
                 declaration = load_declaration(path)

@@ -11,8 +11,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from producers.sdk.documents import read_document
 from producers.sdk.errors import DeclarationError
 from producers.sdk.jobs import GENERAL_ATTRIBUTES, Kind
+from producers.sdk.limits import DECLARATION_MAX_BYTES
 from producers.sdk.schema import check_schema, normalise_openapi_schema
 
 DECLARATION_VERSION = 1
@@ -152,6 +154,8 @@ class ModelDeclaration(BaseModel):
             check_schema(schema)
         except KeyError as exc:
             raise ValueError(f"input_schema: {exc.args[0]}") from None
+        except DeclarationError as exc:  # a $ref cycle, too deep, too large once inlined
+            raise ValueError(f"input_schema: {exc}") from None
         except Exception as exc:
             raise ValueError(f"input_schema is not a valid JSON Schema: {exc}") from None
         fields = set(schema.get("properties", {}))
@@ -206,18 +210,23 @@ def parse_declaration(data: Any, *, source: Path | str = "<memory>") -> ModelDec
         raise DeclarationError(_format_validation_error(source, exc)) from None
 
 
-def load_declaration(path: Path | str) -> ModelDeclaration:
-    """Read one declaration file (JSON)."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DeclarationError(
-            f"malformed model declaration {path}: not valid JSON "
-            f"(line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    except OSError as exc:
-        raise DeclarationError(f"cannot read model declaration {path}: {exc}") from None
+def load_declaration(
+    path: Path | str, *, max_bytes: int = DECLARATION_MAX_BYTES
+) -> ModelDeclaration:
+    """Read one declaration file (JSON).
+
+    Raises:
+        DeclarationError: one line naming the file: a folder, a missing or unreadable file,
+            one over ``max_bytes``, not UTF-8, nested too deeply, not valid JSON, or not a
+            valid declaration (each field that is wrong).
+    """
+    data = read_document(
+        path,
+        what="model declaration",
+        max_bytes=max_bytes,
+        formats=("json",),
+        error=DeclarationError,
+    )
     return parse_declaration(data, source=path)
 
 

@@ -18,7 +18,6 @@ guess, and everything that could not be inferred, is reported in :class:`ImportR
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,8 +37,10 @@ from producers.replicate.declaration import (
     dump_declaration,
     parse_declaration,
 )
+from producers.sdk.documents import read_document
 from producers.sdk.errors import DeclarationError
 from producers.sdk.jobs import Kind
+from producers.sdk.limits import DECLARATION_MAX_BYTES
 from producers.sdk.schema import normalise_openapi_schema
 
 __all__ = [
@@ -1315,8 +1316,15 @@ def import_metadata(data: Mapping[str, Any], *, source: str = "<memory>") -> Imp
     components = _referenced_components(meta.input_schema, meta.components)
     try:
         schema = normalise_openapi_schema(meta.input_schema, components)
+        output_schema = (
+            None
+            if meta.output_schema is None
+            else normalise_openapi_schema(meta.output_schema, meta.components)
+        )
     except KeyError as exc:
         raise _fail(source, f"{meta.model}: input schema has an {exc.args[0]}") from None
+    except DeclarationError as exc:
+        raise _fail(source, f"{meta.model}: {exc}") from None
     fields = _fields(schema, meta.input_schema)
     inferred: list[str] = []
     not_inferred: list[str] = []
@@ -1325,9 +1333,9 @@ def import_metadata(data: Mapping[str, Any], *, source: str = "<memory>") -> Imp
     media, why, guessed = _infer_media(meta, fields, not_inferred, source)
     found = _infer_mapping(fields, media)
     kind, kind_why = _kind(media, found.mapping, fields)
-    if meta.output_schema is None:
+    if output_schema is None:
         output_kind = "no Output schema"
-    elif normalise_openapi_schema(meta.output_schema, meta.components).get("type") == "array":
+    elif output_schema.get("type") == "array":
         output_kind = "output is a list of URIs"
     else:
         output_kind = "output is one URI"
@@ -1419,17 +1427,17 @@ def import_file(path: Path | str, *, source: str | None = None) -> ImportResult:
         source: How to name the file in the declaration's ``source``; defaults to ``path``.
 
     Raises:
-        DeclarationError: The file cannot be read, is not JSON, or cannot be imported.
+        DeclarationError: The file cannot be read (a folder, missing, over
+            :data:`~producers.sdk.limits.DECLARATION_MAX_BYTES`, not UTF-8, nested too
+            deeply), is not JSON, or cannot be imported.
     """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise _fail(
-            str(path), f"not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
-        ) from None
-    except OSError as exc:
-        raise _fail(str(path), f"cannot read it: {exc}") from None
+    data = read_document(
+        path,
+        what="model metadata",
+        max_bytes=DECLARATION_MAX_BYTES,
+        formats=("json",),
+        error=DeclarationError,
+    )
     return import_metadata(data, source=source or str(path))
 
 

@@ -35,7 +35,7 @@ def parse_aspect_ratio(value: str) -> tuple[float, float]:
         width, height = float(left), float(right)
     except ValueError:
         width = height = 0.0
-    if not sep or width <= 0 or height <= 0:
+    if not sep or not (0 < width < math.inf and 0 < height < math.inf):
         raise InvalidInputError(
             f"aspect_ratio {value!r} is not of the form W:H (e.g. 16:9)", field="aspect_ratio"
         )
@@ -80,6 +80,62 @@ def _size_for(
     return out
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _non_finite(value: Any) -> float | None:
+    """The first number in ``value`` (nested lists and mappings too) that is not finite."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return item
+        if isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
+
+
+def _check_finite(attributes: Mapping[str, Any], where: str) -> None:
+    for name, value in attributes.items():
+        bad = _non_finite(value)
+        if bad is not None:
+            raise InvalidInputError(
+                f"{name} for {where} is {bad!r}, not a finite number; numbers must be finite",
+                field=name,
+            )
+
+
+def _check_count(value: Any, target: str, prop: Mapping[str, Any], model: str) -> int:
+    """``count`` multiplies what is paid: outside the field's range or enum it is refused,
+    never adjusted (other numbers may be snapped)."""
+    whole = _is_number(value) and float(value).is_integer()
+    allowed = allowed_text(prop)
+    if not whole or value < 1:
+        raise InvalidInputError(
+            f"count={value!r} for {model} is not a whole number of at least 1 "
+            f"(its field {target} allows {allowed})",
+            field="count",
+        )
+    count = int(value)
+    enum = [v for v in prop.get("enum", []) if _is_number(v)]
+    low: Any = prop.get("minimum")
+    high: Any = prop.get("maximum")
+    if (
+        (enum and count not in enum)
+        or (_is_number(low) and count < low)
+        or (_is_number(high) and count > high)
+    ):
+        raise InvalidInputError(
+            f"count={count} is outside what {model} allows for {target} ({allowed}); count "
+            "multiplies what is paid, so it is never adjusted: choose a count in that range",
+            field="count",
+        )
+    return count
+
+
 def _apply(
     attribute: str,
     value: Any,
@@ -94,11 +150,18 @@ def _apply(
     prop = props.get(target, {})
     if mapping.values is not None:
         value = mapping.values.get(str(value), value)
-    if mapping.scale is not None and isinstance(value, int | float) and not isinstance(value, bool):
+    if mapping.scale is not None and _is_number(value):
         value = value * mapping.scale
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInputError(
+                f"{attribute} for {declaration.model_id} is too large once scaled for {target}",
+                field=attribute,
+            )
+    if attribute == "count":
+        return {target: _check_count(value, target, prop, declaration.model_id)}
     if isinstance(value, float) and _is_integer_field(prop):
-        value = round(value) if math.isfinite(value) else value
-    if mapping.snap and isinstance(value, int | float) and not isinstance(value, bool):
+        value = round(value)
+    if mapping.snap and _is_number(value):
         snapped, changed = _snap(value, prop)
         if changed:
             warnings.append(
@@ -131,8 +194,10 @@ def map_inputs(
     (model fields, passed through as given; they win over general ones). Unknown general
     attribute names are an error; general attributes this model has no field for are
     recorded in ``ignored``. Unknown custom attributes, values outside an enum or range,
-    wrong types and missing required fields raise :class:`InvalidInputError` naming the field,
-    the value and what is allowed.
+    wrong types, missing required fields, numbers that are not finite (anywhere in inputs or
+    custom) and a ``count`` outside its field's range or enum (never snapped: it multiplies
+    what is paid) raise :class:`InvalidInputError` naming the field, the value and what is
+    allowed. Other numbers of a mapping with ``snap`` are snapped, with a warning.
     """
     where = declaration.model_id
     unknown_general = sorted(set(inputs) - set(GENERAL_ATTRIBUTES))
@@ -151,6 +216,8 @@ def map_inputs(
             f"allowed: {', '.join(sorted(props))}",
             field=unknown_custom[0],
         )
+    _check_finite(inputs, where)
+    _check_finite(custom, where)
     secret_names = set(declaration.secret_fields)
     set_secrets = sorted(secret_names & set(custom))
     if set_secrets:

@@ -3,48 +3,52 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from producers.sdk.documents import parse_document, read_text
 from producers.sdk.errors import InvalidInputError
 from producers.sdk.jobs import Attachment
+from producers.sdk.limits import ATTACHMENT_MAX_BYTES, size_text
 
 #: Default per-attachment limit; a producer definition may set its own.
-DEFAULT_MAX_BYTES = 256 * 1024
+DEFAULT_MAX_BYTES = ATTACHMENT_MAX_BYTES
 _SECRET_KEY_WORDS = ("key", "token", "secret", "password", "credential", "authorization")
-_FORMATS = {".json": "json", ".toml": "toml"}
+_FORMATS: dict[str, Literal["json", "toml"]] = {".json": "json", ".toml": "toml"}
 
 
-def _size_text(size: int) -> str:
-    return f"{size / 1024:.1f} KiB" if size >= 1024 else f"{size} bytes"
+def _of(owner: str | None) -> str:
+    return f" of {owner}" if owner else ""
 
 
 def attachment_from_path(
-    path: str | Path, *, max_bytes: int = DEFAULT_MAX_BYTES, sensitive: bool = False
+    path: str | Path,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    sensitive: bool = False,
+    owner: str | None = None,
 ) -> Attachment:
-    """Read a file as an attachment, refusing it before reading if it is too large."""
+    """Read a file as an attachment, refusing it before reading if it cannot be one.
+
+    Args:
+        path: The file (JSON, TOML or UTF-8 text).
+        max_bytes: The size limit, checked before reading.
+        sensitive: Keep its content out of diagnostics.
+        owner: Who the attachment is for (``"replicate:owner/name"``, ``"producer X model
+            Y"``), named in the messages.
+
+    Raises:
+        InvalidInputError: one line naming the attachment (and ``owner``): a folder, a
+            missing or unreadable file, one over ``max_bytes`` or not UTF-8 text.
+    """
     path = Path(path)
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise InvalidInputError(
-            f"attachment {str(path)!r} cannot be read: {exc.strerror}"
-        ) from None
-    if size > max_bytes:
-        raise InvalidInputError(
-            f"attachment {path.name!r} is {_size_text(size)}; the limit is {_size_text(max_bytes)}",
-            field=path.name,
-        )
-    try:
-        content = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InvalidInputError(
-            f"attachment {path.name!r} is not UTF-8 text; attachments are JSON, TOML or text",
-            field=path.name,
-        ) from None
+    content = read_text(
+        path,
+        what=f"attachment{_of(owner)}",
+        max_bytes=max_bytes,
+        expected="a JSON, TOML or text file",
+    )
     return Attachment(
         name=path.name,
         content=content,
@@ -76,32 +80,21 @@ class Attachments:
             size = len(item.content.encode("utf-8"))
             if size > max_bytes:
                 raise InvalidInputError(
-                    f"attachment {item.name!r} is {_size_text(size)}; "
-                    f"the limit is {_size_text(max_bytes)}",
+                    f"attachment {item.name!r} is {size_text(size)}; "
+                    f"the limit is {size_text(max_bytes)}",
                     field=item.name,
                 )
-            fmt = item.format or _FORMATS.get(Path(item.name).suffix.lower(), "text")
+            fmt = item.format or _FORMATS.get(Path(item.name).suffix.lower()) or "text"
             self._items[item.name] = item
             self._parsed[item.name] = self._parse(item.name, item.content, fmt)
 
     @staticmethod
     def _parse(name: str, content: str, fmt: str) -> Any:
+        label = f"attachment {name!r}"
         if fmt == "json":
-            try:
-                return json.loads(content)
-            except json.JSONDecodeError as exc:
-                raise InvalidInputError(
-                    f"attachment {name!r} is not valid JSON (line {exc.lineno}, "
-                    f"column {exc.colno}: {exc.msg})",
-                    field=name,
-                ) from None
+            return parse_document(content, "json", label=label)
         if fmt == "toml":
-            try:
-                return tomllib.loads(content)
-            except tomllib.TOMLDecodeError as exc:
-                raise InvalidInputError(
-                    f"attachment {name!r} is not valid TOML ({exc})", field=name
-                ) from None
+            return parse_document(content, "toml", label=label)
         return content
 
     def __contains__(self, name: object) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,63 +9,98 @@ import jsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from producers.sdk.errors import InvalidInputError
+from producers.sdk.errors import DeclarationError, InvalidInputError
+from producers.sdk.limits import MAX_NESTING_DEPTH, SCHEMA_MAX_EXPANDED_NODES
 
 _DROP_KEYS = frozenset({"x-order", "x-cog-array-type", "x-cog-array-display"})
 
 
 def normalise_openapi_schema(
-    schema: Mapping[str, Any], components: Mapping[str, Any] | None = None
+    schema: Mapping[str, Any],
+    components: Mapping[str, Any] | None = None,
+    *,
+    max_depth: int = MAX_NESTING_DEPTH,
+    max_nodes: int = SCHEMA_MAX_EXPANDED_NODES,
 ) -> dict[str, Any]:
     """Turn an OpenAPI 3.0 style schema (as Replicate publishes it) into JSON Schema 2020-12.
 
     ``allOf: [{"$ref": "#/components/schemas/X"}]`` is replaced by X merged in (this is
     where Replicate hides enums), ``nullable: true`` becomes a ``null`` alternative, and
-    ``x-*`` presentation keys are dropped. A ``$ref`` that cannot be resolved raises
-    ``KeyError`` naming it.
+    ``x-*`` presentation keys are dropped.
+
+    Raises:
+        KeyError: a ``$ref`` that cannot be resolved (the message names it).
+        DeclarationError: a ``$ref`` cycle (naming the refs in order), a schema nested
+            deeper than ``max_depth`` levels or one that inlines to more than ``max_nodes``
+            values (refs used many times over).
     """
     components = components or {}
+    resolving: list[str] = []
+    produced = 0
 
     def resolve(ref: str) -> dict[str, Any]:
         name = ref.rsplit("/", 1)[-1]
         if not ref.startswith("#/components/schemas/") or name not in components:
             raise KeyError(f"unresolvable $ref {ref!r}")
-        return dict(components[name])
+        if ref in resolving:
+            cycle = " -> ".join([*resolving[resolving.index(ref) :], ref])
+            raise DeclarationError(f"$ref cycle: {cycle}; a schema may not contain itself")
+        component = components[name]
+        return dict(component) if isinstance(component, Mapping) else {}
 
-    def walk(node: Any) -> Any:
-        if isinstance(node, list):
-            return [walk(item) for item in node]
-        if not isinstance(node, Mapping):
+    def walk(node: Any, depth: int) -> Any:
+        nonlocal produced
+        produced += 1
+        if produced > max_nodes:
+            raise DeclarationError(
+                f"the schema expands to more than {max_nodes:,} values once its $ref are "
+                f"inlined; at most {max_nodes:,} are allowed"
+            )
+        if not isinstance(node, Mapping | list):
             return node
+        if depth > max_depth:
+            raise DeclarationError(
+                f"the schema nests deeper than {max_depth} levels; at most {max_depth} are allowed"
+            )
+        if isinstance(node, list):
+            return [walk(item, depth + 1) for item in node]
         out: dict[str, Any] = {}
         for key, value in node.items():
             if key in _DROP_KEYS:
                 continue
             if key == "$ref":
-                out.update(walk(resolve(str(value))))
+                target = resolve(str(value))
+                resolving.append(str(value))
+                try:
+                    out.update(walk(target, depth + 1))
+                finally:
+                    resolving.pop()
             elif key == "allOf" and isinstance(value, list):
                 for part in value:
-                    merged = walk(part)
+                    merged = walk(part, depth + 1)
+                    if not isinstance(merged, Mapping):
+                        continue
                     for mkey, mvalue in merged.items():
                         if mkey == "title" and "title" in node:
                             continue
                         out.setdefault(mkey, mvalue)
             elif key == "properties" and isinstance(value, Mapping):
-                out[key] = {name: walk(prop) for name, prop in value.items()}
+                out[key] = {name: walk(prop, depth + 1) for name, prop in value.items()}
             else:
-                out[key] = walk(value)
+                out[key] = walk(value, depth + 1)
         if out.pop("nullable", False):
             kind = out.get("type")
             if isinstance(kind, str):
                 out["type"] = [kind, "null"]
-            if "enum" in out and None not in out["enum"]:
+            if isinstance(out.get("enum"), list) and None not in out["enum"]:
                 out["enum"] = [*out["enum"], None]
         # An empty anyOf (seen in published schemas) allows nothing; it means "no constraint".
         if out.get("anyOf") == []:
             del out["anyOf"]
         return out
 
-    return walk(copy.deepcopy(dict(schema)))  # type: ignore[no-any-return]
+    result = walk(schema, 0)
+    return result if isinstance(result, dict) else {}
 
 
 def allowed_text(prop: Mapping[str, Any]) -> str:

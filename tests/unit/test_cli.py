@@ -150,7 +150,7 @@ def test_models_import_writes_a_usable_declaration(
     written = Path(report["written"])
     assert written == tmp_path / "jaaari" / "kokoro-82m.json" and written.is_file()
     code, _, err = run("models", "import", str(tmp_path / "missing.json"))
-    assert code == 1 and "missing.json" in err
+    assert code == 2 and "missing.json does not exist" in err
 
 
 async def test_retry_policy_retries_only_retryable_errors_and_honours_retry_after() -> None:

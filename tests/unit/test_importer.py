@@ -23,7 +23,7 @@ from producers.replicate.importer import (
     parse_cost,
     write_declaration,
 )
-from producers.sdk.errors import DeclarationError
+from producers.sdk.errors import DeclarationError, InvalidInputError
 from producers.sdk.schema import normalise_openapi_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -545,13 +545,16 @@ def test_never_seen_image_model_maps_a_job() -> None:
     declaration = import_metadata(copy.deepcopy(SYNTHETIC_IMAGE)).declaration
     mapped = map_inputs(
         declaration,
-        {"prompt": "a fox", "aspect_ratio": "16:9", "count": 20},
+        {"prompt": "a fox", "aspect_ratio": "16:9", "count": 8},
         {},
         secrets=Fixed(),
     )
     assert mapped.payload["input_text"] == "a fox"
     assert (mapped.payload["width"], mapped.payload["height"]) == (1024, 576)
-    assert mapped.payload["num_images"] == 8  # snapped to the maximum
+    assert mapped.payload["num_images"] == 8
+    # count multiplies what is paid: outside the field's range it is refused, never snapped
+    with pytest.raises(InvalidInputError, match=r"count=20 is outside .* num_images"):
+        map_inputs(declaration, {"prompt": "a fox", "count": 20}, {}, secrets=Fixed())
 
 
 SYNTHETIC_OTHERS: list[tuple[str, dict[str, Any], str, dict[str, dict[str, Any]]]] = [
@@ -755,9 +758,9 @@ def test_garbage_raises_declaration_error(data: Any, message: str) -> None:
 def test_import_file_errors(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
-    with pytest.raises(DeclarationError, match=r"broken\.json: not valid JSON \(line 1"):
+    with pytest.raises(DeclarationError, match=r"broken\.json is not valid JSON \(line 1"):
         import_file(broken)
-    with pytest.raises(DeclarationError, match="cannot read it"):
+    with pytest.raises(DeclarationError, match=r"missing\.json does not exist"):
         import_file(tmp_path / "missing.json")
 
 
