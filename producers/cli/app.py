@@ -14,7 +14,14 @@ from producers.cli.console import err, fail, out, setup_logging
 from producers.cli.models import models_app
 from producers.cli.movie import movie_command
 from producers.cli.retry import RetryPolicy
-from producers.cli.values import error_line, file_targets, open_file, parse_pairs, store_file
+from producers.cli.values import (
+    FILE_GENERAL_ATTRIBUTES,
+    error_line,
+    file_targets,
+    open_file,
+    parse_pairs,
+    store_file,
+)
 from producers.clients import default_client_registry
 from producers.registry import default_registry
 from producers.sdk.artefacts import ProducerResult
@@ -162,7 +169,8 @@ def produce(
 
     async def put_files() -> None:
         for field, handle, general in opened:
-            uri = await store_file(store_obj, field, handle)
+            media = "image" if field in FILE_GENERAL_ATTRIBUTES else None
+            uri = await store_file(store_obj, field, handle, media=media)
             target = inputs if general else custom_values
             if fields.get(field, {}).get("type") == "array":
                 target.setdefault(field, []).append(uri)

@@ -21,6 +21,7 @@ from producers.clients import default_client_registry
 from producers.pipeline.cost import CostEstimate, estimate
 from producers.pipeline.flow import MovieOutcome, make_movie
 from producers.pipeline.options import ROLES, ProducerOptions, load_options
+from producers.pipeline.run_params import ROLE_KINDS, ROLE_NEEDS
 from producers.pipeline.steps import JobSpec
 from producers.registry import ProviderRegistry, default_registry
 from producers.sdk.artefacts import ProducerResult
@@ -28,6 +29,7 @@ from producers.sdk.errors import (
     ConfigurationError,
     DeclarationError,
     ErrorCode,
+    InvalidInputError,
     ProviderError,
     UnknownModelError,
 )
@@ -210,6 +212,35 @@ def run(
     return asyncio.run(run_movie(settings, registry, deps, console))
 
 
+def check_role_kinds(options: ProducerOptions, registry: ProviderRegistry) -> None:
+    """Refuse a role filled by a model of the wrong kind (a text model for the images)
+    before anything runs, instead of failing at assembly after paying for the rest.
+
+    Raises:
+        InvalidInputError: naming the role, the model, its kind and the kinds allowed.
+    """
+    listing = {info.model_id: info for info in registry.models()}
+    for role in ROLES:
+        settings = options.role(role)
+        info = listing.get(settings.descriptor.model_id)
+        if info is None or (role == "video" and not settings.enabled):
+            continue
+        if info.kind not in ROLE_KINDS[role]:
+            allowed = " or ".join(sorted(k.value for k in ROLE_KINDS[role]))
+            raise InvalidInputError(
+                f"{role}.model: {info.model_id} is a {info.kind.value} model; "
+                f"the {role} role needs {allowed}",
+                field=f"{role}.model",
+            )
+        missing = [a for a in ROLE_NEEDS.get(role, ()) if a not in info.general_attributes]
+        if missing:
+            raise InvalidInputError(
+                f"{role}.model: {info.model_id} takes no {', '.join(missing)}; "
+                f"the {role} role gives it one",
+                field=f"{role}.model",
+            )
+
+
 def movie_command(
     topic: Annotated[str, typer.Option("--topic", help="What the movie explains.")],
     segments: Annotated[
@@ -301,6 +332,7 @@ def movie_command(
         registry = default_registry()
         for role in ROLES:
             registry.find(options.role(role).descriptor)
+        check_role_kinds(options, registry)
         store_obj = open_store(store)
     except (ProviderError, UnknownModelError, DeclarationError, ConfigurationError) as exc:
         raise fail(error_line(exc), 2) from None

@@ -135,16 +135,31 @@ async def store_file(
     field: str,
     handle: BinaryIO,
     *,
+    media: str | None = None,
     max_bytes: int = FILE_INPUT_MAX_BYTES,
 ) -> str:
     """Stream an opened ``--file`` into the store and return its blob URI; closes ``handle``.
 
+    Args:
+        store: Where the file goes.
+        field: The field it is for, for messages.
+        handle: The file, from :func:`open_file`.
+        media: ``"image"`` to refuse a file whose bytes are not an image (``--file image=``).
+        max_bytes: The size limit, checked again while streaming.
+
     Raises:
-        InvalidInputError: the file grew over ``max_bytes`` while it was read; nothing is
-            stored then.
+        InvalidInputError: the file is not of ``media``, or grew over ``max_bytes`` while it
+            was read; nothing is stored then.
     """
     with handle:
         head = handle.read(SNIFF_BYTES)
+        mime = sniff_mime(head) or "application/octet-stream"
+        if media is not None and not mime.startswith(f"{media}/"):
+            raise InvalidInputError(
+                f"--file {field}: {handle.name} is not an {media} file (its bytes look like "
+                f"{mime}); give a PNG, JPEG, GIF or WebP file",
+                field=field,
+            )
 
         async def chunks() -> AsyncIterator[bytes]:
             sent = len(head)
@@ -158,7 +173,5 @@ async def store_file(
                     )
                 yield chunk
 
-        stored = await store.put_stream(
-            chunks(), mime_type=sniff_mime(head) or "application/octet-stream"
-        )
+        stored = await store.put_stream(chunks(), mime_type=mime)
     return stored.uri

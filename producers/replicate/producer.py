@@ -59,7 +59,17 @@ def model_info(declaration: ModelDeclaration, producer: str) -> ModelInfo:
             name: {
                 k: v
                 for k, v in prop.items()
-                if k in ("type", "enum", "minimum", "maximum", "default", "description")
+                if k
+                in (
+                    "type",
+                    "enum",
+                    "minimum",
+                    "maximum",
+                    "default",
+                    "description",
+                    "format",
+                    "items",
+                )
             }
             for name, prop in props.items()
             if name not in declaration.secret_fields
