@@ -78,7 +78,13 @@ class MediaClient(Protocol):
         ...
 
     def download(self, url: str) -> AsyncIterator[bytes]:
-        """Stream one output's bytes in chunks."""
+        """Stream one output's bytes in chunks.
+
+        ``url`` came from the provider and is untrusted: a live adapter streams it under
+        an :class:`~producers.clients.downloads.OutputPolicy` (``policy.open(client, url)``:
+        allowed hosts only, redirects checked, a byte cap and a deadline), with an HTTP
+        client that carries no credentials and follows no redirects by itself.
+        """
         ...
 
     async def aclose(self) -> None:

@@ -33,6 +33,7 @@ import binascii
 import ipaddress
 import math
 import os
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
@@ -70,6 +71,7 @@ MAX_REDIRECTS = 5
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _MAX_HOST_SHOWN = 253
+_NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+")
 _HOSTS_SETTING = f"{OUTPUT_HOSTS_ENV} (Airflow: [tutopanda] output_hosts)"
 _BYTES_SETTING = f"{MAX_OUTPUT_BYTES_ENV} (Airflow: [tutopanda] max_output_bytes)"
 _DEADLINE_SETTING = f"{DOWNLOAD_DEADLINE_ENV} (Airflow: [tutopanda] download_deadline)"
@@ -89,11 +91,14 @@ def _normalise_host(raw: str) -> str:
     return host
 
 
-def _ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def _is_address(host: str) -> bool:
+    """True for an IP literal, and for the numeric forms resolvers also read as one
+    (``2130706433``, ``127.1``, ``0x7f.1``): no real host name ends in a numeric label."""
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        ipaddress.ip_address(host.strip("[]"))
     except ValueError:
-        return None
+        return bool(_NUMERIC_LABEL.fullmatch(host.rsplit(".", 1)[-1]))
+    return True
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ class HostRule:
         problem = ""
         if not name or any(c in name for c in "/:@?#*[] \t"):
             problem = "is not a host name (write example.com, .example.com or *.example.com)"
-        elif _ip(name) is not None:
+        elif _is_address(name):
             problem = "is an IP address; only the API base URL's host may be one"
         else:
             try:
@@ -320,7 +325,7 @@ class OutputPolicy:
             )
         if same_api_origin:
             return parsed
-        if _ip(host) is not None:
+        if _is_address(host):
             raise self.refusal(
                 host,
                 f"the {where}URL's host is an IP address, allowed only as the API base URL's "

@@ -103,6 +103,8 @@ REFUSED = [
     ("ftp://replicate.delivery/x.png", API, "scheme is ftp:"),
     ("/files/relative.png", API, "scheme is (none)"),
     ("https://xn--rplicate-9ya.delivery/x.png", API, "neither the API host"),
+    ("https://2130706433/x.png", API, "IP address"),
+    ("https://0x7f.1/x.png", API, "IP address"),
 ]
 
 
@@ -125,6 +127,8 @@ REFUSED = [
         "ftp",
         "relative",
         "punycode-lookalike",
+        "decimal-ip",
+        "hex-ip",
     ],
 )
 async def test_refused_outputs_never_reach_the_network(url: str, api: str, rule: str) -> None:
@@ -179,8 +183,15 @@ def test_option_and_environment_hosts_add_up() -> None:
 
 @pytest.mark.parametrize(
     "entry",
-    ["https://cdn.example.org/", "cdn.example.org:443", "10.0.0.7", "user@cdn.example", "a b"],
-    ids=["url", "port", "ip", "userinfo", "space"],
+    [
+        "https://cdn.example.org/",
+        "cdn.example.org:443",
+        "10.0.0.7",
+        "*.1",
+        "user@cdn.example",
+        "a b",
+    ],
+    ids=["url", "port", "ip", "numeric-label", "userinfo", "space"],
 )
 def test_a_bad_host_entry_is_a_configuration_error(entry: str) -> None:
     with pytest.raises(ConfigurationError, match="TUTOPANDA_OUTPUT_HOSTS"):
