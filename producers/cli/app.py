@@ -129,8 +129,8 @@ def produce(
     setup_logging(verbose)
     if mode not in ("mock", "live"):
         raise fail(f"--mode must be mock or live, not {mode!r}", 2)
-    registry = default_registry()
     try:
+        registry = default_registry()
         descriptor = Descriptor.parse(model_id, environment="local")
         registry.find(descriptor)
         info = next((m for m in registry.models() if m.model_id == descriptor.model_id), None)

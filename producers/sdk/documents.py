@@ -211,11 +211,14 @@ def parse_document(
         column for syntax errors.
     """
     name = _NAMES[fmt]
+    text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the document
     if fmt == "yaml":
         data = _load_yaml(text, label, error, max_depth, max_nodes)
     else:
-        tokens = _JSON_TOKENS if fmt == "json" else _TOML_TOKENS
-        _check_brackets(text, tokens, label, error, max_depth)
+        if fmt == "json":
+            _check_brackets(text, _JSON_TOKENS, label, error, max_depth)
+        else:  # a TOML document is a table itself: one level before any bracket
+            _check_brackets(text, _TOML_TOKENS, label, error, max_depth, start=1)
         try:
             data = json.loads(text) if fmt == "json" else tomllib.loads(text)
         except json.JSONDecodeError as exc:
@@ -252,9 +255,15 @@ def json_or_text(raw: str, *, label: str, error: ErrorFactory = InvalidInputErro
 
 
 def _check_brackets(
-    text: str, tokens: re.Pattern[str], label: str, error: ErrorFactory, max_depth: int
+    text: str,
+    tokens: re.Pattern[str],
+    label: str,
+    error: ErrorFactory,
+    max_depth: int,
+    *,
+    start: int = 0,
 ) -> None:
-    depth = 0
+    depth = start
     for match in tokens.finditer(text):
         token = match.group()
         if token in _OPENERS:
@@ -266,7 +275,7 @@ def _check_brackets(
                     f"at most {max_depth} are allowed"
                 )
         elif token in _CLOSERS:
-            depth = max(0, depth - 1)
+            depth = max(start, depth - 1)
 
 
 def _where(path: tuple[Any, ...]) -> str:

@@ -84,9 +84,9 @@ __all__ = [
 
 
 def size_text(size: int) -> str:
-    """A byte count for people: ``512 bytes``, ``300.0 KiB``, ``2.0 MiB``."""
+    """A byte count for people: ``512 bytes``, ``300.0 KiB``, ``1.05 MiB``."""
     if size >= MIB:
-        return f"{size / MIB:.1f} MiB"
+        return f"{size / MIB:.2f} MiB"
     if size >= KIB:
         return f"{size / KIB:.1f} KiB"
     return f"{size} bytes"
