@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from producers.clients.base import MediaHints, MediaJob
+from producers.clients.downloads import OutputPolicy
 from producers.sdk import (
     Artefact,
     ErrorCode,
@@ -47,6 +48,12 @@ class AcmeClient:
             timeout=30,
             headers={"Authorization": f"Bearer {token}"},
         )
+        # Output URLs are the provider's answer: untrusted. They are fetched by a client that
+        # carries no token, only from Acme's own hosts, with the SDK's byte cap and deadline.
+        self.outputs = OutputPolicy.from_settings(
+            provider="acme", api_base_url=base_url, delivery_hosts=["files.acme.test"]
+        )
+        self._downloads = httpx.AsyncClient(transport=transport, follow_redirects=False)
 
     def _check(self, response: httpx.Response) -> dict[str, Any]:
         if response.status_code == 429:
@@ -90,13 +97,12 @@ class AcmeClient:
     async def cancel_job(self, job_id: str) -> MediaJob:
         return self._job(self._check(await self._http.post(f"/jobs/{job_id}/cancel")))
 
-    async def download(self, url: str) -> AsyncIterator[bytes]:
-        async with self._http.stream("GET", url) as response:
-            async for chunk in response.aiter_bytes():
-                yield chunk
+    def download(self, url: str) -> AsyncIterator[bytes]:
+        return self.outputs.open(self._downloads, url)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        await self._downloads.aclose()
 
 
 def acme_live_client(context: ClientContext) -> AcmeClient:

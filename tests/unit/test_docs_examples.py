@@ -71,12 +71,20 @@ async def test_new_provider_runs_in_mock_mode_without_a_mock_of_its_own() -> Non
         )
 
 
-def fake_acme(calls: list[str], *, rate_limited: bool = False) -> httpx.MockTransport:
+def fake_acme(
+    calls: list[str],
+    *,
+    rate_limited: bool = False,
+    output: str = "https://files.acme.test/j1/0.png",
+) -> httpx.MockTransport:
     png = io.BytesIO()
     Image.new("RGB", (8, 8), "teal").save(png, format="PNG")
 
     def handle(request: httpx.Request) -> httpx.Response:
         calls.append(f"{request.method} {request.url.path}")
+        if request.url.host == "files.acme.test":  # outputs: fetched without the token
+            assert "authorization" not in request.headers
+            return httpx.Response(200, content=png.getvalue())
         assert request.headers["authorization"] == "Bearer acme-secret-token-1"
         if rate_limited:
             return httpx.Response(429, headers={"retry-after": "12"}, json={"message": "slow down"})
@@ -87,10 +95,8 @@ def fake_acme(calls: list[str], *, rate_limited: bool = False) -> httpx.MockTran
         if request.url.path == "/v1/jobs/j1":
             return httpx.Response(
                 200,
-                json={"id": "j1", "state": "done", "files": ["https://files.acme.test/j1/0.png"]},
+                json={"id": "j1", "state": "done", "files": [output]},
             )
-        if request.url.host == "files.acme.test":
-            return httpx.Response(200, content=png.getvalue())
         return httpx.Response(404, json={"message": "no such route"})
 
     return httpx.MockTransport(handle)
@@ -125,6 +131,27 @@ async def test_new_provider_live_path_is_the_same_code_with_a_real_transport() -
         "GET /v1/jobs/j1",
         "GET /j1/0.png",
     ]
+
+
+async def test_new_provider_downloads_outputs_only_from_its_own_hosts() -> None:
+    """The example teaches the safe pattern: an output URL naming another host (here a
+    cloud metadata address) is refused before any connection, and nothing is stored."""
+    acme = load_example("acme_provider")
+    calls: list[str] = []
+    context = live_context(acme)
+    request = make_job_request("acme:pixel-1", mode="live", inputs={"prompt": "a kite"})
+    handler = context.registry.resolve(request.descriptor, "live", context.deps())
+    handler.deps.client_options = {
+        "acme": {
+            "base_url": "https://acme.test/v1",
+            "transport": fake_acme(calls, output="https://169.254.169.254/latest/meta-data"),
+        }
+    }
+    with pytest.raises(ProviderError) as caught:
+        await handler.run(request)
+    assert caught.value.code is ErrorCode.MALFORMED_OUTPUT and not caught.value.retryable
+    assert "169.254.169.254" in str(caught.value)
+    assert not any("meta-data" in call for call in calls)  # never contacted
 
 
 async def test_new_provider_errors_map_to_provider_error() -> None:
