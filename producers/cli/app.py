@@ -158,7 +158,7 @@ def produce(
         given_twice = sorted({f for f, _, _ in files} & (set(inputs) | set(custom_values)))
         if given_twice:
             raise InvalidInputError(f"--file {given_twice[0]} is also given in --set or --custom")
-        attachments = tuple(attachment_from_path(p) for p in attach)
+        attachments = tuple(attachment_from_path(p, owner=descriptor.model_id) for p in attach)
         config_values = _read_config(config) if config else {}
         opened = [(field, open_file(field, path), general) for field, path, general in files]
         store_obj = open_store(store)

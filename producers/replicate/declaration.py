@@ -15,7 +15,7 @@ from producers.sdk.documents import read_document
 from producers.sdk.errors import DeclarationError
 from producers.sdk.jobs import GENERAL_ATTRIBUTES, Kind
 from producers.sdk.limits import DECLARATION_MAX_BYTES
-from producers.sdk.schema import check_schema, normalise_openapi_schema
+from producers.sdk.schema import InvalidSchemaError, check_schema, normalise_openapi_schema
 
 DECLARATION_VERSION = 1
 
@@ -154,7 +154,7 @@ class ModelDeclaration(BaseModel):
             check_schema(schema)
         except KeyError as exc:
             raise ValueError(f"input_schema: {exc.args[0]}") from None
-        except DeclarationError as exc:  # a $ref cycle, too deep, too large once inlined
+        except (DeclarationError, InvalidSchemaError) as exc:  # a $ref cycle, too deep...
             raise ValueError(f"input_schema: {exc}") from None
         except Exception as exc:
             raise ValueError(f"input_schema is not a valid JSON Schema: {exc}") from None

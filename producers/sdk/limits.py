@@ -46,6 +46,12 @@ YAML_MAX_EXPANDED_NODES = 100_000
 #: a few hundred.
 SCHEMA_MAX_EXPANDED_NODES = 100_000
 
+#: The smallest value a JSON Schema allows (an OpenAI structured output's schema, a model's
+#: input schema), in values and characters: ``minItems``/``minLength``/``minProperties``
+#: multiply when nested, and the mock answer (or a validator) has to make that value. A real
+#: script schema's smallest value has a few dozen.
+SCHEMA_MAX_INSTANCE_SIZE = 1_000_000
+
 #: A prompt template's source, in characters. Templates come from trusted places (options
 #: files, DAG authors, the CLI's user); prompts are a few KiB, 100 000 characters is plenty.
 TEMPLATE_MAX_SOURCE_CHARS = 100_000
@@ -74,6 +80,7 @@ __all__ = [
     "MAX_NESTING_DEPTH",
     "MIB",
     "SCHEMA_MAX_EXPANDED_NODES",
+    "SCHEMA_MAX_INSTANCE_SIZE",
     "TEMPLATE_MAX_INT_BITS",
     "TEMPLATE_MAX_OUTPUT_CHARS",
     "TEMPLATE_MAX_SOURCE_CHARS",

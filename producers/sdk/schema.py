@@ -10,7 +10,11 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from producers.sdk.errors import DeclarationError, InvalidInputError
-from producers.sdk.limits import MAX_NESTING_DEPTH, SCHEMA_MAX_EXPANDED_NODES
+from producers.sdk.limits import (
+    MAX_NESTING_DEPTH,
+    SCHEMA_MAX_EXPANDED_NODES,
+    SCHEMA_MAX_INSTANCE_SIZE,
+)
 
 _DROP_KEYS = frozenset({"x-order", "x-cog-array-type", "x-cog-array-display"})
 
@@ -171,12 +175,91 @@ def validate_instance(
     raise InvalidInputError(message, field=described[0][0], **error_context)
 
 
-def check_schema(schema: Mapping[str, Any]) -> None:
-    """Raise ``jsonschema.SchemaError`` if ``schema`` is not a valid JSON Schema."""
-    Draft202012Validator.check_schema(schema)
+class InvalidSchemaError(ValueError):
+    """A JSON Schema is not valid, or asks for values too large to make; one line."""
+
+
+def _pointer(schema: Mapping[str, Any], ref: str) -> Any:
+    """The node a local ``$ref`` (``#/$defs/x``) names, or None."""
+    node: Any = schema
+    for part in ref.removeprefix("#").strip("/").split("/") if ref != "#" else []:
+        part = part.replace("~1", "/").replace("~0", "~")
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
+
+
+def _smallest_size(schema: Mapping[str, Any], limit: int) -> int:
+    """About how many values and characters the smallest instance of ``schema`` holds, as a
+    generator filling every listed property would make it; stops counting once over
+    ``limit``. Local ``$ref`` are followed (a cycle counts once), depth is bounded."""
+    resolving: list[str] = []
+
+    def size(node: Any, depth: int) -> int:
+        if not isinstance(node, Mapping) or depth > MAX_NESTING_DEPTH:
+            return 1
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#") and ref not in resolving:
+            resolving.append(ref)
+            try:
+                return size(_pointer(schema, ref), depth + 1)
+            finally:
+                resolving.pop()
+        total = 1
+        length = node.get("minLength")
+        if isinstance(length, int | float) and not isinstance(length, bool):
+            total = max(total, int(min(length, limit + 1)))
+        props = node.get("properties")
+        if isinstance(props, Mapping):
+            for prop in props.values():
+                total += size(prop, depth + 1)
+                if total > limit:
+                    return total
+        for key in ("allOf", "prefixItems"):
+            for part in node.get(key) or []:
+                total += size(part, depth + 1)
+        for key in ("anyOf", "oneOf"):
+            parts = node.get(key)
+            if isinstance(parts, list) and parts:
+                total += max(size(part, depth + 1) for part in parts)
+        count = node.get("minItems", node.get("minProperties"))
+        if isinstance(count, int | float) and not isinstance(count, bool) and count > 0:
+            item = node.get("items", node.get("additionalProperties"))
+            total += int(min(count, limit + 1)) * size(item, depth + 1)
+        return total
+
+    return size(schema, 0)
+
+
+def check_schema(schema: Mapping[str, Any], *, max_size: int = SCHEMA_MAX_INSTANCE_SIZE) -> None:
+    """Refuse ``schema`` if it is not a valid JSON Schema, or if its smallest instance would
+    be larger than ``max_size`` values and characters (``minItems: 100000000`` would make a
+    mock answer, or a validator, take gigabytes).
+
+    Raises:
+        InvalidSchemaError: one line saying what is wrong and where.
+    """
+    try:
+        Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
+        message = " ".join(str(exc.message).split())
+        message = message if len(message) <= 200 else message[:197] + "..."
+        raise InvalidSchemaError(f"the JSON Schema is not valid: {message} (at {where})") from None
+    except RecursionError:
+        raise InvalidSchemaError(
+            f"it nests too deeply (at most {MAX_NESTING_DEPTH} levels)"
+        ) from None
+    smallest = _smallest_size(schema, max_size)
+    if smallest > max_size:
+        raise InvalidSchemaError(
+            f"the JSON Schema's smallest value would hold more than {max_size:,} items and "
+            "characters "
+            "(minItems, minLength, minProperties multiply when nested); lower them"
+        )
 
 
 __all__ = [
+    "InvalidSchemaError",
     "allowed_text",
     "check_schema",
     "jsonschema",

@@ -121,6 +121,26 @@ CASES: list[tuple[str, Build, list[str]]] = [
         ["config", "not UTF-8", "offset 128"],
     ),
     (
+        "config-schema-asks-for-gigabytes",
+        lambda d: _produce(
+            GPT,
+            "--config",
+            str(
+                _write(
+                    d / "c.json",
+                    json.dumps(
+                        {
+                            "output": "json",
+                            "strict": False,
+                            "json_schema": {"type": "array", "minItems": 10**8},
+                        }
+                    ),
+                )
+            ),
+        ),
+        ["json_schema", "more than 1,000,000 items"],
+    ),
+    (
         "attach-folder",
         lambda d: _produce(GPT, "--attach", str(d)),
         ["attachment", "is a folder", "JSON, TOML or text file"],

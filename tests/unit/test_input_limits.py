@@ -26,7 +26,7 @@ from producers.sdk.documents import json_or_text, parse_document, read_document
 from producers.sdk.errors import DeclarationError, InvalidInputError
 from producers.sdk.jobs import Attachment
 from producers.sdk.limits import MAX_NESTING_DEPTH, MIB, size_text
-from producers.sdk.schema import normalise_openapi_schema
+from producers.sdk.schema import InvalidSchemaError, check_schema, normalise_openapi_schema
 from producers.testing import JobContext, make_job_request
 
 BILLION_LAUGHS = "\n".join(
@@ -284,6 +284,46 @@ def test_a_bad_schema_is_a_declaration_error(
     with pytest.raises(DeclarationError) as caught:
         normalise_openapi_schema(schema, components)
     assert words in str(caught.value)
+
+
+# (id, JSON Schema, words of the refusal)
+BAD_JSON_SCHEMAS: list[tuple[str, dict[str, Any], str]] = [
+    ("invalid-type", {"type": "nope"}, "not valid: 'nope' is not valid"),
+    ("huge-min-items", {"type": "array", "minItems": 10**8}, "more than 1,000,000"),
+    ("huge-min-length", {"type": "string", "minLength": 10**9}, "more than 1,000,000"),
+    (
+        "nested-min-items",
+        {"type": "array", "minItems": 1000, "items": {"type": "array", "minItems": 1001}},
+        "more than 1,000,000",
+    ),
+    (
+        "min-items-through-refs",
+        {
+            "$defs": {"row": {"type": "array", "minItems": 5000, "items": {"type": "string"}}},
+            "type": "object",
+            "properties": {
+                "rows": {"type": "array", "minItems": 500, "items": {"$ref": "#/$defs/row"}}
+            },
+        },
+        "more than 1,000,000",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("schema", "words"), [c[1:] for c in BAD_JSON_SCHEMAS], ids=[c[0] for c in BAD_JSON_SCHEMAS]
+)
+def test_a_json_schema_that_asks_for_too_much_is_refused(
+    schema: dict[str, Any], words: str
+) -> None:
+    with pytest.raises(InvalidSchemaError, match=words) as caught:
+        check_schema(schema)
+    assert "\n" not in str(caught.value)
+
+
+def test_recursive_and_ordinary_json_schemas_pass() -> None:
+    check_schema({"type": "object", "properties": {"next": {"$ref": "#"}}})
+    check_schema({"type": "array", "minItems": 1000, "items": {"type": "string", "minLength": 900}})
 
 
 def _declaration(**schema: Any) -> dict[str, Any]:
