@@ -108,6 +108,26 @@ def _check_finite(attributes: Mapping[str, Any], where: str) -> None:
             )
 
 
+#: The largest integer a provider's integer field can be expected to take (64-bit signed).
+MAX_INTEGER = 2**63 - 1
+
+
+def _check_integers(payload: Mapping[str, Any], props: Mapping[str, Any], where: str) -> None:
+    """An integer field gets at most a 64-bit integer (``seed=1e308`` was sent as 309 digits)."""
+    for name, value in payload.items():
+        if (
+            _is_integer_field(props.get(name, {}))
+            and _is_number(value)
+            and not -MAX_INTEGER - 1 <= value <= MAX_INTEGER
+        ):
+            raise InvalidInputError(
+                f"input.{name} of {where} is a {int(value).bit_length() + 1}-bit integer; "
+                "an integer field takes at most a 64-bit one "
+                f"({-MAX_INTEGER - 1:,} to {MAX_INTEGER:,})",
+                field=name,
+            )
+
+
 def _check_count(value: Any, target: str, prop: Mapping[str, Any], model: str) -> int:
     """``count`` multiplies what is paid: outside the field's range or enum it is refused,
     never adjusted (other numbers may be snapped)."""
@@ -251,6 +271,7 @@ def map_inputs(
                 "and no secret resolver was given"
             )
         payload[field_name] = secrets.require(secret_name)
+    _check_integers(payload, props, where)
     mapped = MappedPayload(
         payload=payload,
         secret_fields=frozenset(secret_names),

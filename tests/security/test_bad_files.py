@@ -187,6 +187,11 @@ CASES: list[tuple[str, Build, list[str]]] = [
         ["--custom image_input", "deeper than 64"],
     ),
     (
+        "seed-of-309-digits",
+        lambda d: _produce(SD, "--set", "seed=1e308"),
+        ["input.seed", "1025-bit integer", "64-bit"],
+    ),
+    (
         "aspect-ratio-infinite",
         lambda d: _produce(SD, "--set", "aspect_ratio=1e999:1"),
         ["aspect_ratio", "W:H"],

@@ -406,6 +406,8 @@ BAD_NUMBERS: list[tuple[str, str, dict[str, Any], dict[str, Any], list[str]]] = 
     ("count-bool", SEEDREAM, {"count": True}, {}, ["count=True", "whole number"]),
     ("count-huge", SEEDREAM, {"count": 10**30}, {}, ["is outside", "never adjusted"]),
     ("count-not-in-enum", ENUM_COUNT, {"count": 3}, {}, ["count=3", "num_outputs", "one of 1, 4"]),
+    ("seed-overflow-float", SD, {"seed": 1e308}, {}, ["input.seed", "1025-bit", "64-bit"]),
+    ("seed-overflow-custom", SD, {}, {"seed": 2**64}, ["input.seed", "66-bit"]),
     ("aspect-ratio-inf", SD, {"aspect_ratio": "1e999:1"}, {}, ["aspect_ratio", "W:H"]),
     ("aspect-ratio-nan", SD, {"aspect_ratio": "nan:1"}, {}, ["aspect_ratio", "W:H"]),
 ]
@@ -433,6 +435,9 @@ def test_allowed_counts_pass_and_other_numbers_still_snap() -> None:
     assert seedream is not None
     assert map_inputs(seedream, {"prompt": "x", "count": 15}, {}).payload["max_images"] == 15
     assert map_inputs(seedream, {"prompt": "x", "count": 2.0}, {}).payload["max_images"] == 2
+    sd = catalogue.get("stability-ai/stable-diffusion")
+    assert sd is not None
+    assert map_inputs(sd, {"prompt": "x"}, {"seed": -(2**63)}).payload["seed"] == -(2**63)
     seedance = catalogue.get("bytedance/seedance-1-lite")  # duration: 2 to 12, snapped
     assert seedance is not None
     mapped = map_inputs(seedance, {"prompt": "x", "duration_seconds": 10_000}, {})
