@@ -479,6 +479,12 @@ def render(
 ) -> str:
     """Render ``template`` with ``variables``, bounded as the module docstring says.
 
+    Args:
+        template: The template's source (from a trusted place only).
+        variables: Its variables (untrusted text is fine here).
+        name: The template's name in messages (``user_prompt``).
+        max_chars: The output limit; values computed inside keep the module's limit.
+
     Raises:
         TemplateError: an ``invalid_input`` error (so no request is made) naming the
             template and what went wrong: the undefined variable (with the variables
