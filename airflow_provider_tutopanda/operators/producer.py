@@ -187,7 +187,9 @@ class ProducerOperator(BaseOperator):
             "inputs": self.inputs,
             "custom": self.custom,
             "config": self.config,
-            "attachments": tuple(attachment_from_path(p) for p in self.attachments),
+            "attachments": tuple(
+                attachment_from_path(p, owner=self.model) for p in self.attachments
+            ),
             "produces": tuple(self.produces),
         }
         if job_id is not None:

@@ -50,7 +50,9 @@ class JobSpec(BaseModel):
             inputs=self.inputs,
             custom=self.custom,
             config=self.config,
-            attachments=tuple(attachment_from_path(path) for path in self.attachments),
+            attachments=tuple(
+                attachment_from_path(path, owner=self.model_id) for path in self.attachments
+            ),
             produces=self.produces,
         )
 
