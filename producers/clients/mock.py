@@ -148,9 +148,18 @@ class MockClient:
         """Answer with schema-valid JSON (structured output) or plain text."""
         self.requests.append("generate")
         if request.json_schema is not None:
-            text = json.dumps(
-                instance_for(request.json_schema, seed_text=request.input), ensure_ascii=False
-            )
+            try:
+                value = instance_for(request.json_schema, seed_text=request.input)
+            except ValueError as exc:  # a schema no finite answer satisfies
+                reason = str(exc)
+                raise ProviderError(
+                    ErrorCode.INVALID_INPUT,
+                    "the output schema cannot be answered: "
+                    + (reason if len(reason) <= 300 else reason[:297] + "..."),
+                    retryable=False,
+                    caused_by_user=True,
+                ) from None
+            text = json.dumps(value, ensure_ascii=False)
         else:
             text = text_for(request.input)
         prompt_tokens = len(((request.instructions or "") + " " + request.input).split())

@@ -48,6 +48,12 @@ class OpenAIPromptConfig(BaseModel):
             if self.json_schema is None:
                 raise ValueError("output 'json' needs a json_schema")
             check_schema(self.json_schema)
+            remote = _remote_refs(self.json_schema)
+            if remote:
+                raise ValueError(
+                    f"json_schema refers outside itself ($ref {remote[0]!r}); only local "
+                    "references ('#/$defs/...') are allowed"
+                )
             problems = strict_schema_problems(self.json_schema) if self.strict else []
             if problems:
                 raise ValueError(
@@ -58,6 +64,16 @@ class OpenAIPromptConfig(BaseModel):
         elif self.split:
             raise ValueError("split needs output 'json'")
         return self
+
+
+def _remote_refs(schema: Any) -> list[str]:
+    """Every ``$ref`` of ``schema`` that does not point inside it (a URL, a file)."""
+    if isinstance(schema, Mapping):
+        found = [str(schema["$ref"])] if not str(schema.get("$ref", "#")).startswith("#") else []
+        return found + [ref for value in schema.values() for ref in _remote_refs(value)]
+    if isinstance(schema, list):
+        return [ref for value in schema for ref in _remote_refs(value)]
+    return []
 
 
 def strict_schema_problems(schema: Mapping[str, Any], path: str = "#") -> list[str]:

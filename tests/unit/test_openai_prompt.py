@@ -177,3 +177,37 @@ def test_split_paths() -> None:
         split_answer(answer, {"x": "nope"})
     with pytest.raises(ProviderError, match="not a list"):
         split_answer(answer, {"x[]": "title[*]"})
+
+
+@pytest.mark.parametrize(
+    ("schema", "words"),
+    [
+        (
+            {"type": "object", "properties": {"a": {"$ref": "https://evil.example/s.json"}}},
+            "refers outside itself",
+        ),
+        (
+            {"type": "object", "properties": {"a": {"$ref": "file:///etc/passwd"}}},
+            "refers outside itself",
+        ),
+        (
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["n"],
+                "properties": {"n": {"$ref": "#"}},
+            },
+            "cannot be answered",
+        ),
+    ],
+    ids=["url-ref", "file-ref", "infinite-recursion"],
+)
+async def test_an_output_schema_that_reaches_outside_or_never_ends_is_invalid_input(
+    tutopanda_context: JobContext, schema: dict[str, Any], words: str
+) -> None:
+    config = {"output": "json", "json_schema": schema, "strict": False}
+    request = make_job_request("openai:gpt-5-mini", inputs={"prompt": "x"}, config=config)
+    with pytest.raises(ProviderError) as caught:
+        await tutopanda_context.handler(request).run(request)
+    assert caught.value.code is ErrorCode.INVALID_INPUT
+    assert words in caught.value.reason and len(caught.value.reason) < 1200
