@@ -36,6 +36,7 @@ class LocalFile:
     mime_type: str
     size: int
 
+
 _REMOTE_SCHEMES = ("https://", "http://")
 
 
