@@ -16,6 +16,7 @@ from producers.sdk.errors import DeclarationError
 from producers.sdk.jobs import GENERAL_ATTRIBUTES, Kind
 from producers.sdk.limits import DECLARATION_MAX_BYTES
 from producers.sdk.schema import InvalidSchemaError, check_schema, normalise_openapi_schema
+from producers.sdk.uploads import file_fields
 
 DECLARATION_VERSION = 1
 
@@ -131,6 +132,11 @@ class ModelDeclaration(BaseModel):
         """The model's input fields and their (resolved) schemas."""
         props = self.resolved_schema.get("properties", {})
         return dict(props) if isinstance(props, Mapping) else {}
+
+    @functools.cached_property
+    def file_fields(self) -> frozenset[str]:
+        """Input fields that take a file (``format: uri``): see :mod:`producers.sdk.uploads`."""
+        return file_fields(self.properties)
 
     @property
     def required(self) -> list[str]:

@@ -22,7 +22,7 @@ from producers.sdk.definition import (
 from producers.sdk.errors import ErrorCode, ProviderError, UnknownModelError
 from producers.sdk.jobs import JobHandle, JobState, JobStatus, Kind
 from producers.sdk.runtime import ProducerRuntime
-from producers.sdk.uploads import check_file_fields, file_fields, open_file_fields
+from producers.sdk.uploads import check_file_fields, open_file_fields
 
 _STATES = {
     "starting": JobState.PENDING,
@@ -109,9 +109,7 @@ def replicate_producer(
         for warning in mapped.warnings:
             rt.diagnostics.warn(warning)
         rt.diagnostics.set(ignored_inputs=mapped.ignored)
-        check_file_fields(
-            mapped.payload, file_fields(decl.properties), rt.store, model_id=decl.model_id
-        )
+        check_file_fields(mapped.payload, decl.file_fields, rt.store, model_id=decl.model_id)
         shape = media_hints(decl, mapped.payload)
         return Prepared(
             payload=mapped.payload,
@@ -126,9 +124,7 @@ def replicate_producer(
         assert rt.prepared is not None
         decl = declaration(rt.model)
         # Checked in prepare: only blobs of this store become files to upload.
-        payload = await open_file_fields(
-            rt.prepared.payload, file_fields(decl.properties), rt.store
-        )
+        payload = await open_file_fields(rt.prepared.payload, decl.file_fields, rt.store)
         job = await client(rt).create_job(
             model=decl.model, version=decl.version, payload=payload, hints=hints(rt)
         )
