@@ -201,7 +201,7 @@ def check_run(params: Mapping[str, Any], topic: str) -> float:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from airflow_provider_tutopanda.operators.producer import _run
+    from airflow_provider_tutopanda.operators.producer import ENVIRONMENT, _run
     from producers.pipeline.cost import estimate
     from producers.registry import default_registry
     from producers.sdk.definition import Prepared
@@ -215,7 +215,7 @@ def check_run(params: Mapping[str, Any], topic: str) -> float:
     async def prepare(spec: JobSpec) -> Prepared:
         # Pricing needs the mapped payload only: the mock handler prepares the same payload
         # with no key and no network.
-        request = spec.request(mode="mock")
+        request = spec.request(mode="mock", environment=ENVIRONMENT)
         return await registry.resolve(request.descriptor, "mock", deps).prepare(request)
 
     options = options_from(params)

@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 #: The key under which a submitted job's handle is kept in the task state store (AIP-103).
 STATE_KEY = "tutopanda_job"
 MODES = ("mock", "live")
+#: The environment Airflow jobs ask for: a producer declared for it beats one declared for "*".
+ENVIRONMENT = "airflow"
 #: How long a kept handle may outlive its task (a provider job does not run for days).
 STATE_RETENTION = timedelta(days=2)
 
@@ -180,7 +182,7 @@ class ProducerOperator(BaseOperator):
             raise AirflowFailException(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
         ti = context.get("ti")
         fields: dict[str, Any] = {
-            "descriptor": Descriptor.parse(self.model),
+            "descriptor": Descriptor.parse(self.model, environment=ENVIRONMENT),
             "mode": self.mode,
             "attempt": getattr(ti, "try_number", None) or 1,
             "run_id": context.get("run_id"),
