@@ -132,7 +132,13 @@ class OpenAIClient:
 
     @staticmethod
     def params(request: TextRequest) -> dict[str, Any]:
-        """The ``responses.create`` arguments for a request (Responses API names)."""
+        """The ``responses.create`` arguments for a request (Responses API names).
+
+        ``request.options`` are further Responses API parameters, nested as the API nests
+        them (``{"temperature": 0.2, "text": {"verbosity": "low"}}``), checked by the
+        producer for the model (:mod:`producers.openai.options`); they are merged in, never
+        replacing what the request's own fields set (``text.format``, ``reasoning.effort``).
+        """
         params: dict[str, Any] = {"model": request.model, "input": request.input}
         if request.instructions:
             params["instructions"] = request.instructions
@@ -149,8 +155,7 @@ class OpenAIClient:
             params["reasoning"] = {"effort": request.reasoning_effort}
         if request.max_output_tokens:
             params["max_output_tokens"] = request.max_output_tokens
-        params.update(request.options)
-        return params
+        return _merged(params, request.options)
 
     async def generate(self, request: TextRequest) -> TextResult:
         """One ``POST /responses``; the answer's text, usage and ids."""
@@ -163,6 +168,18 @@ class OpenAIClient:
     async def aclose(self) -> None:
         """Close the HTTP client."""
         await self._client.close()
+
+
+def _merged(params: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` with ``options`` merged in, object by object; ``params`` wins a clash."""
+    merged = dict(params)
+    for name, value in options.items():
+        current = merged.get(name)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[name] = _merged(current, value)
+        elif name not in merged:
+            merged[name] = value
+    return merged
 
 
 def _result(response: Any) -> TextResult:

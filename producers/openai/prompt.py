@@ -1,4 +1,12 @@
-"""The OpenAI prompt producer (Responses API): templates in, text or structured JSON out."""
+"""The OpenAI prompt producer (Responses API): templates in, text or structured JSON out.
+
+A job's custom attributes are either API options or template variables, by name: one
+named like an option (``temperature``, ``top_p``, ``max_output_tokens``,
+``reasoning_effort``, ``verbosity``) is checked against what the model's family takes and
+sent; any other must be used by a template of the config (``system_prompt``,
+``user_prompt``). Anything else is ``invalid_input`` before any request, in live and mock
+mode alike. The families and their options: :mod:`producers.openai.options`.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +14,36 @@ import json
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
+import jinja2
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from producers.clients.base import TextClient, TextRequest
 from producers.openai import pricing
+from producers.openai.options import (
+    check_option,
+    option_schemas,
+    request_options,
+    split_custom,
+)
 from producers.sdk.artefacts import Artefact
 from producers.sdk.definition import ModelInfo, Prepared, ProducerDefinition, define_producer
 from producers.sdk.errors import ErrorCode, InvalidInputError, ProviderError
 from producers.sdk.jobs import Kind
 from producers.sdk.runtime import ProducerRuntime
 from producers.sdk.schema import check_schema, validate_instance
+from producers.sdk.templates import variables_of
 
 PROVIDER = "openai"
 MODEL_PATTERNS = ("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*")
+#: The config fields that are templates (their variables may come from custom attributes).
+TEMPLATE_FIELDS = ("system_prompt", "user_prompt")
 
 
 class OpenAIPromptConfig(BaseModel):
     """Config of the prompt producer: templates, output format, splitting, model options.
+
+    ``reasoning_effort`` and ``max_output_tokens`` are defaults: a job's custom attribute
+    of the same name wins, and the value used is checked against the model's family.
 
     ``split`` turns a structured answer into artefacts: each key is an artefact id, or a
     collection prefix ending in ``[]``; each value is a path into the answer: ``title``,
@@ -39,7 +60,7 @@ class OpenAIPromptConfig(BaseModel):
     schema_name: str = Field(default="output", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     strict: bool = True
     split: dict[str, str] = Field(default_factory=dict)
-    reasoning_effort: Literal["minimal", "low", "medium", "high"] | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     max_output_tokens: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
@@ -168,6 +189,32 @@ def _variables(rt: ProducerRuntime) -> dict[str, Any]:
     return variables
 
 
+def template_variables(config: Mapping[str, Any] | OpenAIPromptConfig) -> frozenset[str]:
+    """The variables the templates of a prompt producer's config refer to.
+
+    Args:
+        config: The config (a mapping as a job carries it, or the parsed config); a
+            template it does not set counts with its default (``{{ prompt }}``).
+
+    Returns:
+        The top-level variable names; none for a template that does not parse (rendering
+        reports its syntax error).
+    """
+    names: set[str] = set()
+    for name in TEMPLATE_FIELDS:
+        if isinstance(config, OpenAIPromptConfig):
+            template = getattr(config, name)
+        else:
+            template = config.get(name, OpenAIPromptConfig.model_fields[name].default)
+        if not isinstance(template, str):
+            continue
+        try:
+            names |= variables_of(template)
+        except (InvalidInputError, jinja2.TemplateError, RecursionError):
+            continue  # a broken template is reported when it is rendered
+    return frozenset(names)
+
+
 def _request(rt: ProducerRuntime) -> TextRequest:
     config: OpenAIPromptConfig = rt.config
     variables = _variables(rt)
@@ -179,6 +226,17 @@ def _request(rt: ProducerRuntime) -> TextRequest:
     user = rt.templates.render(config.user_prompt, variables, name="user_prompt")
     if not user.strip():
         raise InvalidInputError("the rendered user prompt is empty", field="user_prompt")
+    options, _ = split_custom(rt.model, rt.inputs.custom, template_variables(config))
+    defaults: dict[str, Any] = {
+        "reasoning_effort": config.reasoning_effort,
+        "max_output_tokens": config.max_output_tokens,
+    }
+    chosen: dict[str, Any] = {}
+    for name, default in defaults.items():
+        if name in options:
+            chosen[name] = options.pop(name)
+        elif default is not None:
+            chosen[name] = check_option(rt.model, name, default, where="config field")
     return TextRequest(
         model=rt.model,
         instructions=instructions,
@@ -186,8 +244,9 @@ def _request(rt: ProducerRuntime) -> TextRequest:
         json_schema=config.json_schema if config.output == "json" else None,
         schema_name=config.schema_name,
         strict=config.strict,
-        reasoning_effort=config.reasoning_effort,
-        max_output_tokens=config.max_output_tokens,
+        reasoning_effort=chosen.get("reasoning_effort"),
+        max_output_tokens=chosen.get("max_output_tokens"),
+        options=request_options(options),
     )
 
 
@@ -195,7 +254,7 @@ async def _prepare(rt: ProducerRuntime) -> Prepared:
     config: OpenAIPromptConfig = rt.config
     request = _request(rt)
     prompt_tokens = pricing.estimate_tokens((request.instructions or "") + request.input)
-    output_tokens = config.max_output_tokens or pricing.DEFAULT_OUTPUT_TOKENS
+    output_tokens = request.max_output_tokens or pricing.DEFAULT_OUTPUT_TOKENS
     if config.split:
         ids: tuple[str, ...] = tuple(config.split)
     else:
@@ -267,10 +326,7 @@ def _listing() -> Iterator[ModelInfo]:
             producer=f"{PROVIDER}.prompt",
             description=price.description,
             general_attributes=("prompt",),
-            custom_attributes={
-                name: {"type": "string" if name != "max_output_tokens" else "integer"}
-                for name in OpenAIPromptConfig.model_fields
-            },
+            custom_attributes=option_schemas(model),
             cost={
                 "per": "token",
                 "input_usd_per_million": price.input,

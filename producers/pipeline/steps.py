@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from producers.openai.prompt import template_variables
 from producers.pipeline.options import ProducerOptions, Role, RoleOptions
 from producers.sdk.attachments import attachment_from_path
 from producers.sdk.errors import ErrorCode, ProviderError
@@ -117,6 +118,13 @@ def _spec(role: Role, options: RoleOptions, key: str, **fields: Any) -> JobSpec:
     )
 
 
+def _offered(options: RoleOptions, variables: Mapping[str, Any]) -> dict[str, Any]:
+    """The offered template variables the role's templates use (the prompt producer refuses
+    a custom attribute that is neither an option of its model nor used by a template)."""
+    used = template_variables(options.config)
+    return {name: value for name, value in variables.items() if name in used}
+
+
 def script_job(options: ProducerOptions, topic: str, segments: int) -> JobSpec:
     """The Script job: structured output split into title, narrations and visuals."""
     return _spec(
@@ -124,7 +132,7 @@ def script_job(options: ProducerOptions, topic: str, segments: int) -> JobSpec:
         options.script,
         "script",
         inputs={"prompt": topic},
-        custom={"topic": topic, "segments": segments},
+        custom=_offered(options.script, {"topic": topic, "segments": segments}),
         config={
             "output": "json",
             "schema_name": "script",
@@ -161,13 +169,16 @@ def image_prompt_job(options: ProducerOptions, topic: str, script: Script, index
         f"image_prompt[{index}]",
         index=index,
         inputs={"prompt": segment.visual_description},
-        custom={
-            "topic": topic,
-            "title": script.title,
-            "index": index,
-            "narration": segment.narration,
-            "visual_description": segment.visual_description,
-        },
+        custom=_offered(
+            options.image_prompt,
+            {
+                "topic": topic,
+                "title": script.title,
+                "index": index,
+                "narration": segment.narration,
+                "visual_description": segment.visual_description,
+            },
+        ),
         config={"output": "text"},
         produces=(f"image_prompt[{index}]",),
     )

@@ -8,10 +8,12 @@ dated snapshot, usage with reasoning tokens. ``GET /v1/responses/{id}`` [route
 ``retrieve``] returns a stored response. Point the client at
 ``base_url=fake.api_url`` (``fake.base_url + "/v1"``).
 
-It refuses what the real API refuses: ``temperature``/``top_p`` on reasoning models,
-``reasoning`` on the others, unknown models (404 ``model_not_found``), a bad key (401
-echoing the masked key), a strict schema without ``additionalProperties: false`` or with
-properties missing from ``required`` (400 ``invalid_json_schema``).
+It refuses what the real API refuses: a parameter the API does not have, an option the
+model does not take (``temperature``/``top_p`` on reasoning models, ``reasoning`` on the
+others, an effort or verbosity the model does not offer) or a value out of range (see
+:mod:`producers.testing.fakes.openai_params`), unknown models (404 ``model_not_found``), a
+bad key (401 echoing the masked key), a strict schema without ``additionalProperties:
+false`` or with properties missing from ``required`` (400 ``invalid_json_schema``).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from producers.clients.mock_json import instance_for, text_for
 from producers.testing.fakes.base import FakeServer, Fault, IncomingRequest, Reply, mask_secret
+from producers.testing.fakes.openai_params import RequestError, check_parameters, is_reasoning
 
 __all__ = ["FAKE_OPENAI_KEY", "MODEL_SNAPSHOTS", "FakeOpenAI", "strict_schema_problem"]
 
@@ -49,8 +52,7 @@ MODEL_SNAPSHOTS: dict[str, str] = {
     "o4-mini": "o4-mini-2025-04-16",
 }
 
-_REASONING_TOKENS = {"none": 0, "minimal": 0, "low": 64, "medium": 192, "high": 768}
-_MIN_OUTPUT_TOKENS = 16
+_REASONING_TOKENS = {"none": 0, "minimal": 0, "low": 64, "medium": 192, "high": 768, "xhigh": 1536}
 _RATE_LIMITS = {"requests": 5000, "tokens": 4_000_000}
 _SERVER_MESSAGES = {
     500: "The server had an error while processing your request. Sorry about that!",
@@ -60,10 +62,6 @@ _SERVER_MESSAGES = {
 }
 _RESPONSE_PATH = re.compile(r"^/v1/responses/([^/]+)/?$")
 _DATED = re.compile(r"^(.*)-\d{4}-\d{2}-\d{2}$")
-
-
-def _is_reasoning(model: str) -> bool:
-    return model.startswith(("gpt-5", "o1", "o3", "o4"))
 
 
 def _tokens(text: str) -> int:
@@ -141,23 +139,6 @@ def strict_schema_problem(schema: Any, path: tuple[str, ...] = ()) -> str | None
             if problem:
                 return problem
     return None
-
-
-class _RequestError(Exception):
-    """An error answer decided while reading a request."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = {"message": message, "type": type, "param": param, "code": code}
 
 
 class FakeOpenAI(FakeServer):
@@ -365,7 +346,7 @@ class FakeOpenAI(FakeServer):
             return Reply.json(200, stored, self._headers())
         try:
             response = self._respond(request)
-        except _RequestError as exc:
+        except RequestError as exc:
             return self._error(exc.status, exc.body)
         if self.latency > 0 and not self.sleep(self.latency):
             return Reply(drop=True)
@@ -380,7 +361,7 @@ class FakeOpenAI(FakeServer):
         dated = _DATED.match(model)
         if dated and (dated.group(1) in self.models or model in self.models.values()):
             return model
-        raise _RequestError(
+        raise RequestError(
             404,
             f"The model `{model}` does not exist or you do not have access to it.",
             code="model_not_found",
@@ -389,7 +370,7 @@ class FakeOpenAI(FakeServer):
     def _respond(self, request: IncomingRequest) -> dict[str, Any]:
         body = request.json
         if not isinstance(body, Mapping):
-            raise _RequestError(
+            raise RequestError(
                 400,
                 "We could not parse the JSON body of your request. (HINT: This likely means "
                 "you aren't using your HTTP library correctly. The OpenAI API expects a JSON "
@@ -397,52 +378,22 @@ class FakeOpenAI(FakeServer):
             )
         model = body.get("model")
         if not isinstance(model, str) or not model:
-            raise _RequestError(
+            raise RequestError(
                 400,
                 "Missing required parameter: 'model'.",
                 param="model",
                 code="missing_required_parameter",
             )
         snapshot = self._snapshot(model)
-        reasoning_model = _is_reasoning(model)
-        for name in ("temperature", "top_p"):
-            if body.get(name) is not None and reasoning_model:
-                raise _RequestError(
-                    400,
-                    f"Unsupported parameter: '{name}' is not supported with this model.",
-                    param=name,
-                    code="unsupported_parameter",
-                )
+        dated = _DATED.match(model)
+        alias = dated.group(1) if dated else model
+        check_parameters(body, alias)
+        reasoning_model = is_reasoning(model)
         reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), Mapping) else None
         effort = str((reasoning or {}).get("effort") or "medium")
-        if reasoning and reasoning.get("effort") is not None and not reasoning_model:
-            raise _RequestError(
-                400,
-                "Unsupported parameter: 'reasoning.effort' is not supported with this model.",
-                param="reasoning.effort",
-                code="unsupported_parameter",
-            )
-        if effort not in _REASONING_TOKENS:
-            raise _RequestError(
-                400,
-                f"Invalid value: '{effort}'. Supported values are: 'minimal', 'low', "
-                "'medium', and 'high'.",
-                param="reasoning.effort",
-                code="invalid_value",
-            )
         max_tokens = body.get("max_output_tokens")
-        if max_tokens is not None and (
-            not isinstance(max_tokens, int) or max_tokens < _MIN_OUTPUT_TOKENS
-        ):
-            raise _RequestError(
-                400,
-                "Invalid 'max_output_tokens': integer below minimum value. Expected a value "
-                f">= {_MIN_OUTPUT_TOKENS}, but got {max_tokens} instead.",
-                param="max_output_tokens",
-                code="integer_below_min_value",
-            )
         if "input" not in body:
-            raise _RequestError(
+            raise RequestError(
                 400,
                 "Missing required parameter: 'input'.",
                 param="input",
@@ -535,7 +486,7 @@ class FakeOpenAI(FakeServer):
             return text_for(prompt)
         if kind == "json_object":
             if "json" not in prompt.lower():
-                raise _RequestError(
+                raise RequestError(
                     400,
                     "Response input messages must contain the word 'json' in some form to use "
                     "'text.format' of type 'json_object'.",
@@ -543,7 +494,7 @@ class FakeOpenAI(FakeServer):
                 )
             return json.dumps({"answer": text_for(prompt)}, ensure_ascii=False)
         if kind != "json_schema":
-            raise _RequestError(
+            raise RequestError(
                 400,
                 f"Invalid value: '{kind}'. Supported values are: 'text', 'json_object', and "
                 "'json_schema'.",
@@ -552,7 +503,7 @@ class FakeOpenAI(FakeServer):
             )
         for name in ("name", "schema"):
             if name not in fmt:
-                raise _RequestError(
+                raise RequestError(
                     400,
                     f"Missing required parameter: 'text.format.{name}'.",
                     param=f"text.format.{name}",
@@ -562,7 +513,7 @@ class FakeOpenAI(FakeServer):
         if fmt.get("strict"):
             problem = strict_schema_problem(schema)
             if problem:
-                raise _RequestError(
+                raise RequestError(
                     400,
                     f"Invalid schema for response_format '{fmt['name']}': {problem}",
                     param="text.format.schema",
@@ -571,7 +522,7 @@ class FakeOpenAI(FakeServer):
         try:
             value = instance_for(schema, seed_text=prompt)
         except ValueError as exc:
-            raise _RequestError(
+            raise RequestError(
                 400,
                 f"Invalid schema for response_format '{fmt['name']}': {exc}",
                 param="text.format.schema",
