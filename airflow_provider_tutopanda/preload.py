@@ -36,7 +36,7 @@ def preload() -> None:
     import airflow_provider_tutopanda.triggers.jobs  # noqa: F401
     import producers.clients.openai
     import producers.clients.replicate
-    import producers.pipeline.reuse
+    import producers.sdk.lifecycle
     import producers.storage.local  # noqa: F401
     from producers.registry import default_registry
 

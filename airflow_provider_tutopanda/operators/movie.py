@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_tutopanda import movie_tasks
-from airflow_provider_tutopanda.operators.producer import ProducerOperator, parse_model_id
+from airflow_provider_tutopanda.operators.producer import ProducerOperator, TaskJob
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -81,6 +81,8 @@ class MovieJobOperator(ProducerOperator):
         self.image = image
         self.prompts = prompts
         self.narrations = narrations
+        #: The run's estimated cost (the script task checks the run before its job).
+        self._estimated: float | None = None
 
     # -- the job ------------------------------------------------------------------------------
 
@@ -121,75 +123,64 @@ class MovieJobOperator(ProducerOperator):
         seconds = float(narration["seconds"]) + movie_tasks.PAUSE_SECONDS
         return steps.video_job(options, prompt, self.image["uri"], seconds, index)
 
-    def _use(self, spec: JobSpec, params: Mapping[str, Any]) -> None:
-        """Make this task run ``spec``."""
-        refresh_jobs = {str(k) for k in params.get("refresh_jobs") or ()}
-        self.model = spec.model_id
-        self.provider = parse_model_id(spec.model_id)[0]
-        self.inputs = dict(spec.inputs)
-        self.custom = dict(spec.custom)
-        self.config = dict(spec.config)
-        self.attachments = list(spec.attachments)
-        self.produces = list(spec.produces)
-        self.segment = spec.index
-        self.job_key = spec.key
-        self.refresh = bool(params.get("refresh")) or bool(
-            {spec.key, spec.role} & refresh_jobs or spec.refresh
-        )
+    # -- which job, what result ----------------------------------------------------------------
 
-    def execute(self, context: Context) -> Any:
-        """Check the run (script: params, schemas, budget), build the job, run it (maybe
-        deferring), shape the record."""
-        params = context["params"]
-        estimated = None
+    def task_job(self, context: Context) -> TaskJob | None:
+        """This task's job (the script's also checks the run first: params, schemas, budget);
+        None when the video role is off (the image stays on screen)."""
+        from airflow_provider_tutopanda.operators.producer import ENVIRONMENT, mode_of
+
+        params: Mapping[str, Any] = context["params"]
         if self.role == "script":
-            estimated = movie_tasks.check_run(params, movie_tasks.topic_of(context))
-        spec = self._spec(context)
-        if spec is None:  # the video role is off: the image stays on screen
-            return {"index": int(self.image["index"]), "uri": self.image["uri"], "kind": "image"}
-        self._use(spec, params)
-        records = super().execute(context)
-        return self._shape(context, spec, records, estimated)
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        """Back from the trigger: collect the job's artefacts and shape the record."""
+            self._estimated = movie_tasks.check_run(params, movie_tasks.topic_of(context))
         spec = self._spec(context)
         if spec is None:
-            raise RuntimeError(f"{self.task_id} resumed from a trigger but has no job")
-        self._use(spec, context["params"])
-        records = super().execute_complete(context, event)
-        return self._shape(context, spec, records, None)
+            return None
+        request = spec.request(
+            mode=mode_of(self.mode), run_id=context.get("run_id"), environment=ENVIRONMENT
+        )
+        ti = context.get("ti")
+        request = request.model_copy(update={"attempt": int(getattr(ti, "try_number", None) or 1)})
+        refresh_jobs = {str(k) for k in params.get("refresh_jobs") or ()}
+        return TaskJob(
+            request=request,
+            refresh=bool(params.get("refresh"))
+            or bool({spec.key, spec.role} & refresh_jobs)
+            or spec.refresh,
+            key=spec.key,
+            role=spec.role,
+            segment=spec.index,
+        )
 
-    def _shape(
-        self,
-        context: Context,
-        spec: JobSpec,
-        records: list[dict[str, Any]],
-        estimated: float | None,
+    def task_result(
+        self, context: Context, job: TaskJob | None, records: list[dict[str, Any]]
     ) -> dict[str, Any]:
+        """The record the next tasks read (see the class docstring)."""
         from producers.pipeline import steps
 
+        if job is None:  # the video role is off: the image itself
+            return {"index": int(self.image["index"]), "uri": self.image["uri"], "kind": "image"}
         values = {r["id"]: r.get("value") for r in records}
         first = records[0]["uri"] if records else ""
-        if spec.role == "script":
+        if job.role == "script":
             segments = int(context["params"]["segments"])
             script = steps.parse_script(values.get("script"), segments)
             return {
                 "script": script.model_dump(mode="json"),
                 "topic": movie_tasks.topic_of(context),
                 "uri": first,
-                "estimated_cost_usd": estimated,
+                "estimated_cost_usd": self._estimated,
             }
-        if spec.role == "image_prompt":
-            return {"index": spec.index, "prompt": steps.text_of(values, spec.key)}
-        if spec.role == "narration":
-            text = spec.inputs.get("prompt", "")
+        if job.role == "image_prompt":
+            return {"index": job.segment, "prompt": steps.text_of(values, str(job.key))}
+        if job.role == "narration":
+            text = job.request.inputs.get("prompt", "")
             seconds = movie_tasks.duration(first)
-            return {"index": spec.index, "uri": first, "text": text, "seconds": seconds}
-        if spec.role == "music":
+            return {"index": job.segment, "uri": first, "text": text, "seconds": seconds}
+        if job.role == "music":
             return {"uri": first, "seconds": movie_tasks.duration(first)}
-        kind = "video" if spec.role == "video" else "image"
-        return {"index": spec.index, "uri": first, "kind": kind}
+        kind = "video" if job.role == "video" else "image"
+        return {"index": job.segment, "uri": first, "kind": kind}
 
 
 def _by_index(records: Any) -> list[dict[str, Any]]:

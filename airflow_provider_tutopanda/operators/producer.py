@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import os
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -26,9 +28,10 @@ from airflow_provider_tutopanda.store import default_store
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from producers.sdk.artefacts import ProducerResult
     from producers.sdk.errors import ProviderError
-    from producers.sdk.handler import ProducerHandler
-    from producers.sdk.jobs import JobHandle, JobRequest
+    from producers.sdk.jobs import Descriptor, JobHandle, JobRequest, Mode
+    from producers.sdk.lifecycle import Job, WaitPolicy
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -73,14 +76,43 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
         return pool.submit(asyncio.run, work).result()
 
 
+@dataclass(frozen=True)
+class TaskJob:
+    """The job a task instance runs: its request, and what its record says of it.
+
+    Attributes:
+        request: The SDK request.
+        refresh: Make the artefacts again even if an identical job made them before.
+        key: The job's key in a pipeline (``image[2]``), for its record.
+        role: The job's role in a pipeline (``image``), for its record.
+        segment: The job's segment in a pipeline, for its record.
+    """
+
+    request: JobRequest
+    refresh: bool = False
+    key: str | None = None
+    role: str | None = None
+    segment: int | None = None
+
+    @property
+    def where(self) -> dict[str, Any]:
+        """Where the job sits in a pipeline (its record's ``key``, ``role``, ``segment``)."""
+        return {"key": self.key, "role": self.role, "segment": self.segment}
+
+
 class ProducerOperator(BaseOperator):
     """Run one producer job (``provider:model``) and return its artefact records.
 
-    The job is reused if an identical one (same fingerprint, same mode) was made before,
-    unless ``refresh``. A retry resumes the job an earlier try submitted (kept in the task
-    state store) instead of paying for a second one. Provider errors go through the
-    provider's retry policy: rate limits wait ``retry_after``, other retryable errors use
-    the task's retries, the rest fail at once.
+    The job's life is the SDK's (:class:`producers.sdk.lifecycle.Job`): reused if an identical
+    job (same fingerprint, same mode) was made before, unless ``refresh``; a retry resumes the
+    job an earlier try submitted (kept in the task state store) instead of paying for a second
+    one; the wait polls with growing delays, waits out rate limits, tolerates a few failed
+    polls, and cancels a job past its deadline. Provider errors go through the provider's
+    retry policy: rate limits wait ``retry_after``, other retryable errors use the task's
+    retries, the rest fail at once.
+
+    A subclass that runs another job (a pipeline's) overrides :meth:`task_job` (which job)
+    and :meth:`task_result` (what the task returns); nothing else.
 
     Args:
         model: ``provider:model``, e.g. ``replicate:bytedance/seedream-4``.
@@ -98,6 +130,9 @@ class ProducerOperator(BaseOperator):
         collect_in_trigger: When deferred, collect the artefacts in the triggerer and end the
             task there (it never comes back to a worker); False: back to a worker to collect.
         poll_interval: Fixed seconds between polls; None lets the producer decide.
+        job_deadline: Seconds a submitted job may take before it is cancelled at the
+            provider and fails with ``timeout``; None: 10x its model's usual latency, at
+            least 15 minutes (1 hour when unknown).
         role: The job's role in a pipeline (``image``), for its record; optional.
         segment: The job's segment in a pipeline, for its record; optional.
         job_key: The job's key in a pipeline (``image[2]``), for its record; optional.
@@ -127,6 +162,7 @@ class ProducerOperator(BaseOperator):
         refresh: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float | None = None,
+        job_deadline: float | None = None,
         collect_in_trigger: bool = True,
         role: str | None = None,
         segment: int | None = None,
@@ -144,10 +180,11 @@ class ProducerOperator(BaseOperator):
             raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
         if poll_interval is not None and poll_interval < 0:
             raise ValueError(f"poll_interval must not be negative, not {poll_interval}")
+        if job_deadline is not None and job_deadline <= 0:
+            raise ValueError(f"job_deadline must be positive, not {job_deadline}")
         if isinstance(attachments, (str, os.PathLike)):
             raise TypeError("attachments is a list of paths, not one path")
         self.model = model
-        self.provider = provider
         self.inputs = dict(inputs or {})
         self.custom = dict(custom or {})
         self.config = dict(config or {})
@@ -159,12 +196,31 @@ class ProducerOperator(BaseOperator):
         self.refresh = refresh
         self.deferrable = deferrable
         self.poll_interval = poll_interval
+        self.job_deadline = job_deadline
         self.collect_in_trigger = collect_in_trigger
         self.role = role
         self.segment = segment
         self.job_key = job_key
-        self._request: JobRequest | None = None
-        self._job: tuple[ProducerHandler, JobRequest, JobHandle] | None = None
+        #: The job of the running try and its submitted handle (``on_kill`` cancels it).
+        self._running: tuple[TaskJob, JobHandle] | None = None
+
+    # -- which job, what result: what a subclass overrides -------------------------------------
+
+    def task_job(self, context: Context) -> TaskJob | None:
+        """The job this task instance runs (None: nothing to run; see :meth:`task_result`)."""
+        return TaskJob(
+            request=self.build_request(context),
+            refresh=self.refresh,
+            key=self.job_key,
+            role=self.role,
+            segment=self.segment,
+        )
+
+    def task_result(
+        self, context: Context, job: TaskJob | None, records: list[dict[str, Any]]
+    ) -> Any:
+        """What the task returns (XCom ``return_value``): the artefact records."""
+        return records
 
     # -- building -----------------------------------------------------------------------------
 
@@ -173,46 +229,166 @@ class ProducerOperator(BaseOperator):
         """The artefact store this task writes to."""
         return self.store or default_store()
 
-    def build_request(self, context: Context, job_id: str | None = None) -> JobRequest:
+    def build_request(self, context: Context) -> JobRequest:
         """The SDK request of this task instance (rendered fields, attachments read)."""
         from producers.sdk.attachments import attachment_from_path
-        from producers.sdk.jobs import Descriptor, JobRequest
+        from producers.sdk.jobs import JobRequest
 
-        if self.mode not in MODES:
-            raise AirflowFailException(f"mode {self.mode!r} is not one of {', '.join(MODES)}")
-        ti = context.get("ti")
-        fields: dict[str, Any] = {
-            "descriptor": Descriptor.parse(self.model, environment=ENVIRONMENT),
-            "mode": self.mode,
-            "attempt": getattr(ti, "try_number", None) or 1,
-            "run_id": context.get("run_id"),
-            "inputs": self.inputs,
-            "custom": self.custom,
-            "config": self.config,
-            "attachments": tuple(
-                attachment_from_path(p, owner=self.model) for p in self.attachments
-            ),
-            "produces": tuple(self.produces),
-        }
-        if job_id is not None:
-            fields["job_id"] = job_id
-        elif self.job_key and context.get("run_id"):
-            fields["job_id"] = f"{context['run_id']}.{self.job_key}"
-        request = JobRequest(**fields)
-        self._request = request
-        return request
+        return JobRequest(
+            job_id=job_id_of(context, self.job_key),
+            descriptor=descriptor_of(self.model),
+            mode=mode_of(self.mode),
+            attempt=int(getattr(context.get("ti"), "try_number", None) or 1),
+            run_id=context.get("run_id"),
+            inputs=self.inputs,
+            custom=self.custom,
+            config=self.config,
+            attachments=tuple(attachment_from_path(p, owner=self.model) for p in self.attachments),
+            produces=tuple(self.produces),
+        )
 
-    def _handler(self, request: JobRequest) -> ProducerHandler:
-        from airflow_provider_tutopanda.triggers.jobs import build_handler
+    def _policy(self) -> WaitPolicy:
+        from airflow_provider_tutopanda.triggers.jobs import wait_policy
+
+        return wait_policy(self.poll_interval, self.job_deadline)
+
+    def _job(self, job: TaskJob) -> Job:
+        """The SDK's job, its provider client built once by the hook (live mode)."""
+        from airflow_provider_tutopanda.triggers.jobs import job_handler
         from producers.sdk.errors import ConfigurationError, UnknownModelError
+        from producers.sdk.lifecycle import Job
 
         try:
-            return build_handler(request, self.store_uri, self.conn_id, self.poll_interval)
+            handler = job_handler(job.request, self.store_uri, self.conn_id)
         except (UnknownModelError, ConfigurationError) as error:
             raise AirflowFailException(str(error)) from error
+        return Job(handler, job.request, policy=self._policy())
+
+    # -- running ------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> Any:
+        """Reuse, resume or submit the job; wait inline or defer; return :meth:`task_result`."""
+        job = self.task_job(context)
+        if job is None:
+            return self.task_result(context, None, [])
+        with self._recording_failure(context, job):
+            step = self._call(self._start(context, job))
+        if isinstance(step, list):
+            return self.task_result(context, job, step)
+        from airflow_provider_tutopanda.triggers.producer import ProducerTrigger
+
+        self._running = None
+        self.defer(
+            trigger=ProducerTrigger(
+                job=job.request.for_waiting().model_dump(mode="json"),
+                handle=step.model_dump(mode="json"),
+                store=self.store_uri,
+                conn_id=self.conn_id,
+                policy=dataclasses.asdict(self._policy()),
+                finish={"where": job.where} if self.collect_in_trigger else None,
+            ),
+            method_name="execute_complete",
+        )
+
+    async def _start(self, context: Context, job: TaskJob) -> list[dict[str, Any]] | JobHandle:
+        """One pass on a worker: the records of a finished job, or the handle to defer with."""
+        from airflow_provider_tutopanda.triggers.jobs import close_handler
+        from producers.sdk.artefacts import ProducerResult
+
+        sdk_job = self._job(job)
+        try:
+            await sdk_job.prepare()
+            if not job.refresh:
+                cached = await sdk_job.reused()
+                if cached is not None:
+                    self.log.info(
+                        "tutopanda: reusing %d artefact(s) of an identical job",
+                        len(cached.artefacts),
+                    )
+                    return self._push_record(context, job, cached, reused=True)
+            handle = await sdk_job.resumable(self._kept(context))
+            if handle is None:
+                started = await sdk_job.start()
+                if isinstance(started, ProducerResult):
+                    await sdk_job.remember(started)
+                    return self._push_record(context, job, started)
+                handle = started
+                self.log.info(
+                    "tutopanda: submitted job %s (%s)", handle.job_id, handle.provider_job_id
+                )
+                self._keep(context, handle)
+            else:
+                self.log.info("tutopanda: resuming job %s", handle.provider_job_id)
+            self._running = (job, handle)
+            if self.deferrable:
+                return handle
+            await sdk_job.wait(handle)
+            return await self._collected(context, job, sdk_job, handle)
+        finally:
+            await sdk_job.aclose()
+            await close_handler(sdk_job.handler)
+
+    async def _collected(
+        self, context: Context, job: TaskJob, sdk_job: Job, handle: JobHandle
+    ) -> list[dict[str, Any]]:
+        result = await sdk_job.collect(handle)
+        await sdk_job.remember(result)
+        state = context.get("task_state_store")
+        if state is not None:
+            state.delete(STATE_KEY)
+        self._running = None
+        return self._push_record(context, job, result)
+
+    def execute_complete(self, context: Context, event: Any) -> Any:
+        """Back from the trigger: collect the job's artefacts, or raise its error."""
+        from airflow_provider_tutopanda.triggers.jobs import JobEvent
+
+        job = self.task_job(context)
+        if job is None:
+            raise AirflowException(f"{self.task_id} resumed from a trigger but has no job")
+        if not isinstance(event, dict):
+            # The trigger collected and ended the task (TaskSuccessEvent), but this runner
+            # (``dag.test()``) hands the event back instead: take what the trigger stored.
+            return self.task_result(context, job, self._call(self._stored(context, job)))
+        with self._recording_failure(context, job):
+            try:
+                landed = JobEvent.model_validate(event)
+            except ValueError as error:
+                raise AirflowException(
+                    f"the trigger sent an event that is not a job event: {error}"
+                ) from None
+            if landed.status == "error":
+                raise ProducerFailed(landed.provider_error())
+            records = self._call(self._finish(context, job, landed.handle))
+        return self.task_result(context, job, records)
+
+    async def _finish(
+        self, context: Context, job: TaskJob, handle: JobHandle
+    ) -> list[dict[str, Any]]:
+        from airflow_provider_tutopanda.triggers.jobs import close_handler
+
+        sdk_job = self._job(job)
+        try:
+            return await self._collected(context, job, sdk_job, handle)
+        finally:
+            await sdk_job.aclose()
+            await close_handler(sdk_job.handler)
+
+    async def _stored(self, context: Context, job: TaskJob) -> list[dict[str, Any]]:
+        from airflow_provider_tutopanda.triggers.jobs import close_handler
+
+        sdk_job = self._job(job)
+        try:
+            result = await sdk_job.reused()
+        finally:
+            await sdk_job.aclose()
+            await close_handler(sdk_job.handler)
+        if result is None:
+            raise AirflowException("the trigger reported the job done but stored no result")
+        return self._push_record(context, job, result)
 
     def _call(self, work: Coroutine[Any, Any, T]) -> T:
-        """Run an SDK call; a ProviderError leaves as :class:`ProducerFailed`."""
+        """Run an SDK coroutine; a ProviderError leaves as :class:`ProducerFailed`."""
         from producers.sdk.errors import ProviderError
 
         try:
@@ -220,213 +396,114 @@ class ProducerOperator(BaseOperator):
         except ProviderError as error:
             raise ProducerFailed(error) from error
 
-    def _fingerprint(self, handler: ProducerHandler, request: JobRequest) -> str:
-        return handler.fingerprint(self._call(handler.prepare(request)))
-
-    # -- running ------------------------------------------------------------------------------
-
-    def execute(self, context: Context) -> list[dict[str, Any]]:
-        """Reuse, resume or submit the job; wait inline or defer; return artefact records."""
-        with self._recording_failure(context):
-            return self._execute(context)
-
-    def _execute(self, context: Context) -> list[dict[str, Any]]:
-        from producers.pipeline import reuse
-
-        request = self.build_request(context)
-        handler = self._handler(request)
-        fingerprint = self._fingerprint(handler, request)
-        if not self.refresh:
-            cached = _run(reuse.lookup(handler.deps.store, fingerprint, request.mode))
-            if cached is not None:
-                self.log.info(
-                    "tutopanda: reusing %d artefact(s) of an identical job", len(cached.artefacts)
-                )
-                self._push_record(context, request, cached, reused=True)
-                return [a.record() for a in cached.artefacts]
-        handle = self._resumable(context, handler, request, fingerprint)
-        if handle is None:
-            handle = self._call(handler.submit(request))
-            self.log.info("tutopanda: submitted job %s (%s)", handle.job_id, handle.provider_job_id)
-            if "_result" not in handle.state:
-                self._keep(context, fingerprint, handle)
-        else:
-            request = request.model_copy(update={"job_id": handle.job_id})
-        self._job = (handler, request, handle)
-        if "_result" not in handle.state:
-            if self.deferrable:
-                from airflow_provider_tutopanda.triggers.producer import ProducerTrigger
-
-                self.defer(
-                    trigger=ProducerTrigger(
-                        request=request.model_dump(mode="json"),
-                        handle=handle.model_dump(mode="json"),
-                        store=self.store_uri,
-                        conn_id=self.conn_id,
-                        poll_interval=self.poll_interval,
-                        finish=(
-                            {"fingerprint": fingerprint, "where": self._where()}
-                            if self.collect_in_trigger
-                            else None
-                        ),
-                    ),
-                    method_name="execute_complete",
-                )
-            from airflow_provider_tutopanda.triggers.jobs import wait_until_done
-
-            self._call(wait_until_done(handler, request, handle, self.poll_interval))
-        return self._finish(context, handler, request, handle, fingerprint)
-
-    def execute_complete(self, context: Context, event: dict[str, Any]) -> list[dict[str, Any]]:
-        """Resume after the trigger: collect the job's artefacts or raise its error."""
-        from producers.sdk.jobs import JobHandle
-
-        if not isinstance(event, dict):
-            # The trigger collected and ended the task (TaskSuccessEvent), but this runner
-            # (``dag.test()``) hands the event back instead: take what the trigger stored.
-            return self._collected_by_trigger(context)
-        with self._recording_failure(context):
-            handle = JobHandle.model_validate(event["handle"])
-            request = self.build_request(context, job_id=handle.job_id)
-            if event.get("status") != "done":
-                raise ProducerFailed(provider_error_from(event.get("error") or {}, handle))
-            handler = self._handler(request)
-            self._job = (handler, request, handle)
-            fingerprint = self._fingerprint(handler, request)
-            return self._finish(context, handler, request, handle, fingerprint)
-
-    def _collected_by_trigger(self, context: Context) -> list[dict[str, Any]]:
-        from producers.pipeline import reuse
-
-        request = self.build_request(context)
-        handler = self._handler(request)
-        fingerprint = self._fingerprint(handler, request)
-        result = _run(reuse.lookup(handler.deps.store, fingerprint, request.mode))
-        if result is None:
-            raise AirflowException("the trigger reported the job done but stored no result")
-        self._push_record(context, request, result)
-        return [a.record() for a in result.artefacts]
-
-    def _finish(
-        self,
-        context: Context,
-        handler: ProducerHandler,
-        request: JobRequest,
-        handle: JobHandle,
-        fingerprint: str,
-    ) -> list[dict[str, Any]]:
-        from airflow_provider_tutopanda.triggers.jobs import collect_and_remember
-
-        result = self._call(collect_and_remember(handler, request, handle, fingerprint))
-        state = context.get("task_state_store")
-        if state is not None:
-            state.delete(STATE_KEY)
-        self._job = None
-        self._push_record(context, request, result)
-        return [a.record() for a in result.artefacts]
-
     # -- the job record (XCom ``tutopanda_job``) ----------------------------------------------
 
-    def _where(self) -> dict[str, Any]:
-        return {"key": self.job_key, "role": self.role, "segment": self.segment}
-
     def _push_record(
-        self, context: Context, request: JobRequest, result: Any, *, reused: bool = False
-    ) -> None:
+        self, context: Context, job: TaskJob, result: ProducerResult, *, reused: bool = False
+    ) -> list[dict[str, Any]]:
+        """Push the job's record; returns its artefact records."""
         from producers.storage.manifest import JobRecord
 
-        record = JobRecord.succeeded(request, result, reused=reused, **self._where())
+        record = JobRecord.succeeded(job.request, result, reused=reused, **job.where)
         context["ti"].xcom_push(key=JOB_XCOM_KEY, value=record.model_dump(mode="json"))
+        return [a.record() for a in result.artefacts]
 
     @contextlib.contextmanager
-    def _recording_failure(self, context: Context) -> Iterator[None]:
+    def _recording_failure(self, context: Context, job: TaskJob) -> Iterator[None]:
         """Push the failed job's record (with its error) before the failure leaves."""
         try:
             yield
         except ProducerFailed as failed:
-            if self._request is not None:
-                from producers.storage.manifest import JobRecord
+            from producers.storage.manifest import JobRecord
 
-                request = self._request
-                prompt = request.inputs.get("prompt")
-                error = failed.error.with_context(
-                    provider=request.descriptor.provider,
-                    model=request.descriptor.model,
-                    prompt=prompt if isinstance(prompt, str) else None,
-                )
-                record = JobRecord.failed(request, error, **self._where())
-                try:
-                    context["ti"].xcom_push(key=JOB_XCOM_KEY, value=record.model_dump(mode="json"))
-                except Exception:  # the failure itself must leave, whatever the XCom did
-                    self.log.exception("tutopanda: could not record the failure")
+            request = job.request
+            prompt = request.inputs.get("prompt")
+            error = failed.error.with_context(
+                provider=request.descriptor.provider,
+                model=request.descriptor.model,
+                prompt=prompt if isinstance(prompt, str) else None,
+            )
+            record = JobRecord.failed(request, error, **job.where)
+            try:
+                context["ti"].xcom_push(key=JOB_XCOM_KEY, value=record.model_dump(mode="json"))
+            except Exception:  # the failure itself must leave, whatever the XCom did
+                self.log.exception("tutopanda: could not record the failure")
             raise
 
     # -- the task state store: one paid job per task, whatever the retries -------------------
 
-    def _keep(self, context: Context, fingerprint: str, handle: JobHandle) -> None:
+    def _keep(self, context: Context, handle: JobHandle) -> None:
         state = context.get("task_state_store")
         if state is None:
             self.log.warning("tutopanda: no task state store; a retry may submit the job again")
             return
-        state.set(
-            STATE_KEY,
-            {"fingerprint": fingerprint, "handle": handle.model_dump(mode="json")},
-            retention=STATE_RETENTION,
-        )
+        state.set(STATE_KEY, {"handle": handle.model_dump(mode="json")}, retention=STATE_RETENTION)
 
-    def _resumable(
-        self, context: Context, handler: ProducerHandler, request: JobRequest, fingerprint: str
-    ) -> JobHandle | None:
-        """The job an earlier try submitted, if it is the same job and still alive."""
-        from producers.sdk.errors import ErrorCode, ProviderError
+    def _kept(self, context: Context) -> JobHandle | None:
+        """The job an earlier try of this task submitted, if any (checked by the SDK)."""
         from producers.sdk.jobs import JobHandle
 
         state = context.get("task_state_store")
         kept = state.get(STATE_KEY) if state is not None else None
-        if not isinstance(kept, dict) or kept.get("fingerprint") != fingerprint:
+        if not isinstance(kept, dict) or "handle" not in kept:
             return None
-        handle = JobHandle.model_validate(kept["handle"])
         try:
-            status = _run(
-                handler.poll(request.model_copy(update={"job_id": handle.job_id}), handle)
-            )
-        except ProviderError as error:
-            if error.code in (ErrorCode.MODEL_FAILED, ErrorCode.CANCELED, ErrorCode.NOT_FOUND):
-                self.log.info(
-                    "tutopanda: earlier job %s is over (%s); submitting anew",
-                    handle.provider_job_id,
-                    error.code.value,
-                )
-                return None
-            raise ProducerFailed(error.with_context()) from error
-        self.log.info("tutopanda: resuming job %s (%s)", handle.provider_job_id, status.state.value)
-        return handle
+            return JobHandle.model_validate(kept["handle"])
+        except ValueError:
+            self.log.warning("tutopanda: the kept job is unreadable; submitting anew")
+            return None
 
     def on_kill(self) -> None:
         """The task is being killed: cancel the job at the provider (best effort)."""
-        if self._job is None:
+        if self._running is None:
             return
-        handler, request, handle = self._job
+        job, handle = self._running
+
+        async def cancel() -> None:
+            from airflow_provider_tutopanda.triggers.jobs import close_handler
+
+            sdk_job = self._job(job)
+            try:
+                await sdk_job.cancel(handle)
+            finally:
+                await sdk_job.aclose()
+                await close_handler(sdk_job.handler)
+
         try:
-            _run(handler.cancel(request, handle))
+            _run(cancel())
         except Exception:  # a kill must not fail on its cleanup
             self.log.exception("tutopanda: could not cancel job %s", handle.provider_job_id)
 
 
-def provider_error_from(data: Mapping[str, Any], handle: JobHandle | None = None) -> ProviderError:
-    """Rebuild a :class:`ProviderError` from its ``to_dict()`` record (a trigger event)."""
-    from producers.sdk.errors import ErrorCode, ProviderError
+def job_id_of(context: Context, job_key: str | None) -> str:
+    """A task instance's job id, the same on every try: ``<run_id>.<key>``, the key being
+    the job's pipeline key, else the task id (and map index)."""
+    ti = context.get("ti")
+    run_id = context.get("run_id") or "run"
+    if job_key:
+        return f"{run_id}.{job_key}"
+    task_id = getattr(ti, "task_id", None) or "task"
+    map_index = getattr(ti, "map_index", -1)
+    suffix = f"[{map_index}]" if isinstance(map_index, int) and map_index >= 0 else ""
+    return f"{run_id}.{task_id}{suffix}"
 
-    fields = dict(data)
-    code = fields.pop("code", ErrorCode.UNKNOWN.value)
-    reason = fields.pop("reason", "the trigger reported an error")
-    known = {
-        "retryable", "caused_by_user", "status_code", "retry_after", "provider", "model",
-        "producer", "attempt", "prompt", "payload", "hint", "provider_job_id",
-    }  # fmt: skip
-    return ProviderError(
-        code, reason, handle=handle, **{k: v for k, v in fields.items() if k in known}
-    )
+
+def descriptor_of(model: str) -> Descriptor:
+    """The descriptor of ``model`` in the Airflow environment; a bad id fails the task."""
+    from producers.sdk.errors import UnknownModelError
+    from producers.sdk.jobs import Descriptor
+
+    try:
+        return Descriptor.parse(model, environment=ENVIRONMENT)
+    except UnknownModelError as error:
+        raise AirflowFailException(str(error)) from None
+
+
+def mode_of(mode: str) -> Mode:
+    """A rendered ``mode`` field as the SDK's mode; anything else fails the task."""
+    if mode not in MODES:
+        raise AirflowFailException(f"mode {mode!r} is not one of {', '.join(MODES)}")
+    return "live" if mode == "live" else "mock"
 
 
 class PromptProducerOperator(ProducerOperator):

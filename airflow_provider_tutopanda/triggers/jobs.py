@@ -1,94 +1,87 @@
-"""What the operator (on a worker) and the trigger (in the triggerer) share: building a
-handler for a request, and waiting for a submitted job without paying twice."""
+"""What the operator (on a worker) and the trigger (in the triggerer) share.
+
+- :func:`job_handler`: the SDK handler of a job, its provider's client built once by the
+  provider's hook (live mode) and reused for every call of the task or the trigger;
+- :class:`JobEvent`: the trigger's event, a typed model validated where it lands
+  (``execute_complete``), carrying the handle and, on failure, the error's record;
+- :func:`wait_policy`: the SDK's wait policy from the operator's arguments.
+
+The job's life itself (prepare, reuse, resume or submit, wait, collect, remember) is the SDK's
+:class:`producers.sdk.lifecycle.Job`; nothing here polls.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from producers.registry import default_registry
-from producers.sdk.artefacts import ProducerResult
-from producers.sdk.errors import ErrorCode, ProviderError
-from producers.sdk.handler import FIRST_POLL_DELAY, HandlerDeps, ProducerHandler
+from producers.sdk.errors import ProviderError
+from producers.sdk.handler import HandlerDeps, ProducerHandler
 from producers.sdk.jobs import JobHandle, JobRequest
+from producers.sdk.lifecycle import WaitPolicy
+from producers.sdk.runtime import close_clients
 from producers.sdk.secrets import StaticSecretResolver
 
-log = logging.getLogger(__name__)
 
-Sleep = Callable[[float], Awaitable[None]]
-
-
-def build_handler(
-    request: JobRequest, store: str, conn_id: str | None, poll_interval: float | None
-) -> ProducerHandler:
-    """The SDK handler of ``request``: live mode takes secrets and client options from the
-    provider's hook (its Airflow connection); mock mode needs no secret at all."""
-    provider = request.descriptor.provider
+def job_handler(request: JobRequest, store: str, conn_id: str | None) -> ProducerHandler:
+    """The SDK handler of ``request``: live mode takes the secret, the client options and the
+    client itself from the provider's hook (its Airflow connection), built once; mock mode
+    needs no secret at all. Close it with :func:`close_handler`."""
     from airflow_provider_tutopanda.store import open_airflow_store
 
-    deps = HandlerDeps(store=open_airflow_store(store), poll_interval=poll_interval)
+    provider = request.descriptor.provider
+    deps = HandlerDeps(store=open_airflow_store(store), shared_clients={})
     if request.mode == "live":
         from airflow_provider_tutopanda.hooks import hook_for
 
         hook = hook_for(provider, conn_id=conn_id)
         deps.secrets = hook.secret_resolver()
         deps.client_options = {provider: dict(hook.client_options())}
+        deps.shared_clients = {provider: hook.client}
     else:
         deps.secrets = StaticSecretResolver({})
     return default_registry().resolve(request.descriptor, request.mode, deps)
 
 
-def poll_delay(handler: ProducerHandler, polls: int, poll_interval: float | None) -> float:
-    """Seconds before the next poll: none in mock mode, else the fixed ``poll_interval``
-    or a short first wait growing by half up to the producer's own interval."""
-    if handler.mode == "mock":
-        return 0.0
-    if poll_interval is not None:
-        return poll_interval
-    return float(min(handler.definition.poll_interval, FIRST_POLL_DELAY * 1.5**polls))
+async def close_handler(handler: ProducerHandler) -> None:
+    """Close the clients :func:`job_handler` built."""
+    await close_clients(handler.deps.shared_clients or {})
 
 
-async def collect_and_remember(
-    handler: ProducerHandler, request: JobRequest, handle: JobHandle, fingerprint: str
-) -> ProducerResult:
-    """Collect a finished job into the store and record it for reuse under ``fingerprint``."""
-    from producers.pipeline import reuse
+def wait_policy(
+    poll_interval: float | None, deadline: float | None, max_poll_failures: int | None = None
+) -> WaitPolicy:
+    """The SDK's wait policy from an operator's arguments (None: the SDK's defaults)."""
+    policy = WaitPolicy(poll_interval=poll_interval, deadline=deadline)
+    if max_poll_failures is not None:
+        policy = WaitPolicy(
+            poll_interval=poll_interval, deadline=deadline, max_poll_failures=max_poll_failures
+        )
+    return policy
 
-    result = await handler.collect(request, handle)
-    await reuse.remember(handler.deps.store, fingerprint, request.mode, result)
-    return result
 
+class JobEvent(BaseModel):
+    """What the trigger tells the task: the job is done, or failed with this error."""
 
-async def wait_until_done(
-    handler: ProducerHandler,
-    request: JobRequest,
-    handle: JobHandle,
-    poll_interval: float | None = None,
-    sleep: Sleep = asyncio.sleep,
-) -> None:
-    """Poll ``handle`` until the job is terminal and succeeded.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
-    A ``rate_limited`` poll waits its ``retry_after`` and polls again (it costs no task
-    retry); any other error leaves as a :class:`ProviderError` carrying the handle.
-    """
-    polls = 0
-    while True:
-        try:
-            status = await handler.poll(request, handle)
-        except ProviderError as error:
-            if error.code is not ErrorCode.RATE_LIMITED:
-                error.handle = error.handle or handle
-                raise
-            delay = error.retry_after
-            if delay is None:
-                delay = poll_delay(handler, polls, poll_interval)
-            log.info("tutopanda: poll rate limited, polling again in %.1fs", delay)
-        else:
-            if status.state.terminal:
-                return
-            delay = status.poll_after
-            if delay is None:
-                delay = poll_delay(handler, polls, poll_interval)
-        polls += 1
-        await sleep(delay)
+    status: Literal["done", "error"]
+    handle: JobHandle
+    error: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _error_iff_failed(self) -> JobEvent:
+        if (self.status == "error") != (self.error is not None):
+            raise ValueError("an error event carries the error, a done event none")
+        return self
+
+    @classmethod
+    def failed(cls, handle: JobHandle, error: ProviderError) -> JobEvent:
+        """The event of a job that failed with ``error``."""
+        return cls(status="error", handle=handle, error=error.to_dict())
+
+    def provider_error(self) -> ProviderError:
+        """The error of an ``error`` event, with the handle (a retry resumes the job)."""
+        return ProviderError.from_dict(self.error or {}, handle=self.handle)

@@ -11,105 +11,109 @@ from asgiref.sync import sync_to_async
 from producers.sdk.errors import ProviderError
 from producers.sdk.handler import ProducerHandler
 from producers.sdk.jobs import JobHandle, JobRequest
+from producers.sdk.lifecycle import Job, WaitPolicy
 
 
 class ProducerTrigger(BaseTrigger):
-    """Polls a submitted job until it ends; yields one event.
+    """Waits for a submitted job with the SDK's one wait loop; yields one event.
 
-    The event is ``{"status": "done", "handle": ...}`` or ``{"status": "error", "error":
-    ProviderError.to_dict(), "handle": ...}``. A ``rate_limited`` poll waits inside the
-    trigger and polls again.
+    The event is a :class:`~airflow_provider_tutopanda.triggers.jobs.JobEvent`: done, or the
+    error (a poll rate-limited is waited out, a few transient poll failures are tolerated,
+    and a job past its deadline is cancelled at the provider and fails with ``timeout``).
 
-    With ``finish`` (the job's fingerprint and where it sits in a pipeline), the trigger also
-    collects the artefacts into the store and ends the task itself (``TaskSuccessEvent`` with
-    the return value and the ``tutopanda_job`` record): the task never comes back to a worker
-    slot. A failure still goes back to the task (its retry policy decides).
+    With ``finish`` (where the job sits in a pipeline), the trigger also collects the
+    artefacts into the store and ends the task itself (``TaskSuccessEvent`` with the return
+    value and the ``tutopanda_job`` record): the task never comes back to a worker slot. A
+    failure still goes back to the task (its retry policy decides).
 
     Args:
-        request: The job request as a JSON dict (``JobRequest.model_dump(mode="json")``).
-        handle: The submitted job as a JSON dict (``JobHandle.model_dump(mode="json")``).
+        job: The job as ``JobRequest.for_waiting()`` JSON: ids, inputs and config, no
+            attachment contents (the handle holds the prepared job).
+        handle: The submitted job (``JobHandle`` JSON).
         store: The artefact store URI or path.
         conn_id: The provider connection (live mode); None for the provider's default.
-        poll_interval: Fixed seconds between polls; None lets the producer decide.
-        finish: ``{"fingerprint", "where": {key, role, segment}}`` to collect and end the
-            task here; None to hand the task back to a worker to collect.
+        policy: The wait policy (``WaitPolicy`` fields: ``poll_interval``, ``deadline``,
+            ``max_poll_failures``).
+        finish: ``{"where": {key, role, segment}}`` to collect and end the task here; None to
+            hand the task back to a worker to collect.
     """
 
     def __init__(
         self,
-        request: dict[str, Any],
+        job: dict[str, Any],
         handle: dict[str, Any],
         store: str,
         conn_id: str | None = None,
-        poll_interval: float | None = None,
+        policy: dict[str, Any] | None = None,
         finish: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
-        self.request = request
+        self.job = job
         self.handle = handle
         self.store = store
         self.conn_id = conn_id
-        self.poll_interval = poll_interval
+        self.policy = policy or {}
         self.finish = finish
 
     @property
     def mode(self) -> str:
         """The job's mode (``mock`` or ``live``)."""
-        return str(self.request.get("mode", "mock"))
+        return str(self.job.get("mode", "mock"))
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """The import path and plain kwargs the triggerer rebuilds this trigger from."""
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
-                "request": self.request,
+                "job": self.job,
                 "handle": self.handle,
                 "store": self.store,
                 "conn_id": self.conn_id,
-                "poll_interval": self.poll_interval,
+                "policy": self.policy,
                 "finish": self.finish,
             },
         )
 
-    async def _handler(self) -> tuple[ProducerHandler, JobRequest, JobHandle]:
-        from airflow_provider_tutopanda.triggers.jobs import build_handler
+    async def _job(self) -> tuple[Job, JobHandle]:
+        from airflow_provider_tutopanda.triggers.jobs import job_handler
 
-        request = JobRequest.model_validate(self.request)
+        request = JobRequest.model_validate(self.job)
         handle = JobHandle.model_validate(self.handle)
         # the hook reads its connection through a sync API: keep it off the event loop
-        handler = await sync_to_async(build_handler)(
-            request, self.store, self.conn_id, self.poll_interval
+        handler: ProducerHandler = await sync_to_async(job_handler)(
+            request, self.store, self.conn_id
         )
-        return handler, request, handle
+        return Job(handler, request, policy=WaitPolicy(**self.policy)), handle
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        """Poll until the job ends, then yield one event."""
-        from airflow_provider_tutopanda.triggers.jobs import wait_until_done
+        """Wait until the job ends (collect it too with ``finish``), then yield one event."""
+        from airflow_provider_tutopanda.triggers.jobs import JobEvent, close_handler
 
+        job, handle = await self._job()
         try:
-            handler, request, handle = await self._handler()
-            await wait_until_done(handler, request, handle, self.poll_interval)
+            await job.wait(handle)
             if self.finish is not None:
-                xcoms = await self._collect(handler, request, handle, self.finish)
+                xcoms = await self._collect(job, handle, self.finish)
         except ProviderError as error:
-            yield TriggerEvent({"status": "error", "error": error.to_dict(), "handle": self.handle})
+            yield TriggerEvent(JobEvent.failed(handle, error).model_dump(mode="json"))
             return
+        finally:
+            await job.aclose()
+            await close_handler(job.handler)
         if self.finish is not None:
             yield TaskSuccessEvent(xcoms=xcoms)
             return
-        yield TriggerEvent({"status": "done", "handle": self.handle})
+        yield TriggerEvent(JobEvent(status="done", handle=handle).model_dump(mode="json"))
 
     @staticmethod
-    async def _collect(
-        handler: ProducerHandler, request: JobRequest, handle: JobHandle, finish: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def _collect(job: Job, handle: JobHandle, finish: dict[str, Any]) -> dict[str, Any]:
         """Collect into the store, remember for reuse; the task's XComs."""
         from airflow_provider_tutopanda import JOB_XCOM_KEY
-        from airflow_provider_tutopanda.triggers.jobs import collect_and_remember
         from producers.storage.manifest import JobRecord
 
-        result = await collect_and_remember(handler, request, handle, finish["fingerprint"])
-        record = JobRecord.succeeded(request, result, **dict(finish.get("where") or {}))
+        result = await job.collect(handle)
+        await job.remember(result)
+        record = JobRecord.succeeded(job.request, result, **dict(finish.get("where") or {}))
         return {
             "return_value": [a.record() for a in result.artefacts],
             JOB_XCOM_KEY: record.model_dump(mode="json"),
@@ -117,5 +121,11 @@ class ProducerTrigger(BaseTrigger):
 
     async def on_kill(self) -> None:
         """The task was killed while deferred: cancel the job at the provider."""
-        handler, request, handle = await self._handler()
-        await handler.cancel(request, handle)
+        from airflow_provider_tutopanda.triggers.jobs import close_handler
+
+        job, handle = await self._job()
+        try:
+            await job.cancel(handle)
+        finally:
+            await job.aclose()
+            await close_handler(job.handler)

@@ -37,7 +37,9 @@ from producers.sdk.errors import (
 )
 from producers.sdk.handler import HandlerDeps
 from producers.sdk.jobs import Descriptor, JobRequest, Mode
+from producers.sdk.lifecycle import Job, WaitPolicy
 from producers.sdk.limits import DOCUMENT_MAX_BYTES
+from producers.sdk.runtime import close_clients
 from producers.storage import open_store
 from producers.storage.manifest import RunManifest, new_run_id
 
@@ -118,6 +120,15 @@ def produce(
     retries: Annotated[
         int, typer.Option("--retries", min=0, help="Retries of retryable errors.")
     ] = 2,
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            "--deadline",
+            min=1,
+            help="Seconds a submitted job may take before it is cancelled at the provider "
+            "(default: 10x the model's usual latency, at least 15 min; 1 h if unknown).",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object with the artefacts.")
     ] = False,
@@ -192,8 +203,10 @@ def produce(
         attachments=attachments,
         produces=tuple(produces),
     )
-    handler = registry.resolve(descriptor, run_mode, HandlerDeps(store=store_obj, clients=clients))
+    deps = HandlerDeps(store=store_obj, clients=clients, shared_clients={})
+    handler = registry.resolve(descriptor, run_mode, deps)
     manifest = RunManifest(run_id=run_id, client="cli", command="produce")
+    policy = WaitPolicy(deadline=deadline)
 
     def on_retry(error: ProviderError, attempt: int, wait: float) -> None:
         err.print(
@@ -202,25 +215,31 @@ def produce(
             highlight=False,
         )
 
-    async def attempt(number: int, previous: ProviderError | None) -> ProducerResult:
-        resume = previous.handle if previous is not None else None
-        return await handler.run(request.model_copy(update={"attempt": number}), resume=resume)
-
     async def go() -> tuple[ProducerResult | ProviderError, str, bool]:
         refused = False
         try:
             # Everything checkable is checked before any request: a refusal is a usage error.
             try:
-                await handler.prepare(request)
+                async with Job(handler, request, policy=policy) as job:
+                    prepared = await job.prepare()
             except ProviderError as exc:
                 refused = exc.code is ErrorCode.INVALID_INPUT
                 raise
+
+            async def attempt(number: int, previous: ProviderError | None) -> ProducerResult:
+                retry = request.model_copy(update={"attempt": number})
+                async with Job(handler, retry, policy=policy, prepared=prepared) as job:
+                    kept = previous.handle if previous is not None else None
+                    return (await job.run(reuse=False, kept=kept)).result
+
             done = await RetryPolicy(retries=retries).run(attempt, on_retry=on_retry)
             manifest.add_result(request, done)
             outcome: ProducerResult | ProviderError = done
         except ProviderError as exc:
             outcome = exc
             manifest.add_failure(request, exc)
+        finally:
+            await close_clients(deps.shared_clients or {})
         return outcome, await manifest.save(store_obj), refused
 
     try:

@@ -50,6 +50,7 @@ class MovieSettings:
     mode: Mode
     run_id: str
     retries: int = 2
+    deadline: float | None = None
     concurrency: Mapping[str, int] | None = None
     budget: float | None = None
     refresh: bool = False
@@ -149,6 +150,7 @@ async def run_movie(
         mode=settings.mode,
         run_id=settings.run_id,
         retry=RetryPolicy(retries=settings.retries),
+        deadline=settings.deadline,
         concurrency=dict(settings.concurrency or {}),
         refresh=settings.refresh,
         refresh_roles=settings.refresh_roles,
@@ -293,6 +295,15 @@ def movie_command(
     retries: Annotated[
         int, typer.Option("--retries", min=0, help="Retries of retryable errors per job.")
     ] = 2,
+    deadline: Annotated[
+        float | None,
+        typer.Option(
+            "--deadline",
+            min=1,
+            help="Seconds a submitted job may take before it is cancelled at the provider "
+            "(default: 10x its model's usual latency, at least 15 min; 1 h if unknown).",
+        ),
+    ] = None,
     as_json: Annotated[
         bool,
         typer.Option(
@@ -344,6 +355,7 @@ def movie_command(
         mode=run_mode,
         run_id=new_run_id("movie"),
         retries=retries,
+        deadline=deadline,
         concurrency=limits,
         budget=budget,
         refresh=refresh,

@@ -1,4 +1,6 @@
-"""How the CLI runs one pipeline job: reuse, bounded concurrency per provider, retries."""
+"""How the CLI runs one pipeline job: the SDK's :class:`~producers.sdk.lifecycle.Job` (reuse,
+resume, the one wait loop), plus what is the CLI's own: bounded concurrency per provider, a
+create rate, retries with backoff, progress events."""
 
 from __future__ import annotations
 
@@ -9,7 +11,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from producers.cli.retry import RetryPolicy
-from producers.pipeline import reuse
 from producers.pipeline.steps import JobSpec
 from producers.registry import ProviderRegistry
 from producers.sdk.artefacts import ProducerResult
@@ -17,6 +18,7 @@ from producers.sdk.definition import Prepared
 from producers.sdk.errors import ProviderError
 from producers.sdk.handler import HandlerDeps, ProducerHandler
 from producers.sdk.jobs import Mode
+from producers.sdk.lifecycle import Job, WaitPolicy
 
 #: Jobs in flight per provider unless ``--concurrency PROVIDER=N`` says otherwise.
 DEFAULT_CONCURRENCY: Mapping[str, int] = {"replicate": 8, "openai": 4}
@@ -65,6 +67,8 @@ class CliJobRunner:
     refresh: bool = False
     refresh_roles: frozenset[str] = frozenset()
     events: JobEvents = field(default_factory=JobEvents)
+    #: Seconds a submitted job may take before it is cancelled (None: from its model).
+    deadline: float | None = None
     counts: Counter[str] = field(default_factory=Counter)
     #: What the jobs this runner ran paid (reused jobs cost nothing again).
     paid_usd: float = 0.0
@@ -88,15 +92,15 @@ class CliJobRunner:
     async def __call__(self, spec: JobSpec) -> ProducerResult:
         request = spec.request(mode=self.mode, run_id=self.run_id)
         handler = self.registry.resolve(request.descriptor, self.mode, self.deps)
-        prepared = await handler.prepare(request)
-        fingerprint = handler.fingerprint(prepared)
-        store = self.deps.store
-        if not (self.refresh or spec.refresh or spec.role in self.refresh_roles):
-            cached = await reuse.lookup(store, fingerprint, self.mode)
-            if cached is not None:
-                self.counts["reused"] += 1
-                self.events.on_done(spec, cached, True)
-                return cached
+        policy = WaitPolicy(poll_interval=self.deps.poll_interval, deadline=self.deadline)
+        async with Job(handler, request, policy=policy) as job:
+            prepared = await job.prepare()
+            if not (self.refresh or spec.refresh or spec.role in self.refresh_roles):
+                cached = await job.reused()
+                if cached is not None:
+                    self.counts["reused"] += 1
+                    self.events.on_done(spec, cached, True)
+                    return cached
         provider = spec.provider
         async with self._slots[provider]:
             limiter = self._limiters.get(provider)
@@ -105,10 +109,11 @@ class CliJobRunner:
             self.events.on_start(spec)
 
             async def attempt(number: int, previous: ProviderError | None) -> ProducerResult:
-                resume = previous.handle if previous is not None else None
-                return await handler.run(
-                    request.model_copy(update={"attempt": number}), resume=resume
-                )
+                retry = request.model_copy(update={"attempt": number})
+                async with Job(handler, retry, policy=policy, prepared=prepared) as job:
+                    kept = previous.handle if previous is not None else None
+                    outcome = await job.run(reuse=False, kept=kept)
+                return outcome.result
 
             def on_retry(error: ProviderError, attempt_number: int, wait: float) -> None:
                 self.counts["retries"] += 1
@@ -120,7 +125,6 @@ class CliJobRunner:
                 self.counts["failed"] += 1
                 self.events.on_fail(spec, error)
                 raise
-        await reuse.remember(store, fingerprint, self.mode, result)
         self.paid_usd = round(self.paid_usd + (result.diagnostics.cost_usd or 0.0), 6)
         self.counts["done"] += 1
         self.events.on_done(spec, result, False)

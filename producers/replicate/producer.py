@@ -118,6 +118,7 @@ def replicate_producer(
             estimated_cost_usd=estimate_cost(decl, mapped.payload),
             artefact_ids=tuple(rt.artefacts.ids(shape.count)),
             state={"hints": shape.model_dump(mode="json")},
+            expected_seconds=decl.median_seconds,
         )
 
     async def submit(rt: ProducerRuntime) -> Submission:

@@ -10,32 +10,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from producers.sdk.jobs import Domain, JobHandle, JobStatus, Kind
+from producers.sdk.jobs import Prepared as Prepared  # authors import it from here too
 
 if TYPE_CHECKING:
     from producers.sdk.artefacts import Artefact
     from producers.sdk.runtime import ProducerRuntime
-
-
-class Prepared(BaseModel):
-    """A job made ready to send: the exact payload, the prompt, the estimated cost.
-
-    ``prepare`` runs before any request in every path, so every validation error is
-    raised with nothing sent, and clients can price and fingerprint a job for free.
-    """
-
-    model_config = ConfigDict(frozen=True)
-
-    payload: dict[str, Any]
-    redacted_payload: dict[str, Any] | None = None
-    prompt: str | None = None
-    estimated_cost_usd: float | None = None
-    artefact_ids: tuple[str, ...] = ()
-    state: dict[str, Any] = Field(default_factory=dict)
-
-    @property
-    def safe_payload(self) -> dict[str, Any]:
-        """The payload with secrets masked."""
-        return self.redacted_payload if self.redacted_payload is not None else self.payload
 
 
 class Submission(BaseModel):

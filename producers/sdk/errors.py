@@ -29,6 +29,13 @@ RETRYABLE_CODES = frozenset(
 )
 #: Codes that come from what the user asked for (bad prompt, bad value): a person must act.
 USER_CAUSED_CODES = frozenset({ErrorCode.INVALID_INPUT, ErrorCode.SAFETY_BLOCKED})
+#: The keyword fields of :class:`ProviderError` that :meth:`ProviderError.to_dict` records.
+_FIELDS = frozenset(
+    {
+        "retryable", "caused_by_user", "status_code", "retry_after", "provider", "model",
+        "producer", "attempt", "prompt", "payload", "hint", "provider_job_id",
+    }
+)  # fmt: skip
 
 
 class ProviderError(Exception):
@@ -119,6 +126,20 @@ class ProviderError(Exception):
             "hint": self.hint,
             "provider_job_id": self.provider_job_id,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, handle: Any = None) -> ProviderError:
+        """Rebuild an error from its :meth:`to_dict` record (e.g. an Airflow trigger's event).
+
+        Unknown keys are ignored; an unknown code becomes ``unknown``.
+        """
+        fields = dict(data)
+        code = fields.pop("code", ErrorCode.UNKNOWN.value)
+        if code not in ErrorCode.__members__.values():
+            code = ErrorCode.UNKNOWN
+        reason = str(fields.pop("reason", None) or "the job failed")
+        kwargs = {key: value for key, value in fields.items() if key in _FIELDS}
+        return cls(code, reason, handle=handle, **kwargs)
 
     def __str__(self) -> str:
         who = " ".join(

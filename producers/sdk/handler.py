@@ -34,8 +34,6 @@ from producers.sdk.templates import Templates
 from producers.storage.base import ArtefactStore
 
 FINGERPRINT_VERSION = 1
-#: The first wait between polls of a live job; later waits grow by half each time.
-FIRST_POLL_DELAY = 0.25
 T = TypeVar("T")
 
 
@@ -155,161 +153,75 @@ class ProducerHandler:
             store=self.deps.store,
         )
 
-    async def _prepare(self, rt: ProducerRuntime) -> Prepared:
-        if self.definition.prepare is not None:
-            prepared = await self.definition.prepare(rt)
-        else:
-            prepared = Prepared(
-                payload={"inputs": rt.inputs.general, "custom": rt.inputs.custom},
-                prompt=_as_prompt(rt.inputs.get("prompt")),
-            )
+    # -- the steps of a job, on one runtime (``producers.sdk.lifecycle.Job`` calls them) --------
+
+    async def prepare_job(self, rt: ProducerRuntime) -> Prepared:
+        """Map and validate the job (no request); sets ``rt.prepared`` and its diagnostics."""
+
+        async def prepare() -> Prepared:
+            if self.definition.prepare is not None:
+                prepared = await self.definition.prepare(rt)
+            else:
+                prepared = Prepared(
+                    payload={"inputs": rt.inputs.general, "custom": rt.inputs.custom},
+                    prompt=_as_prompt(rt.inputs.get("prompt")),
+                )
+            self.adopt(rt, prepared)
+            return prepared
+
+        return await self.guard(rt, prepare())
+
+    def adopt(
+        self, rt: ProducerRuntime, prepared: Prepared, handle: JobHandle | None = None
+    ) -> None:
+        """Make ``rt`` the runtime of a job prepared before (here or in another process:
+        ``handle`` then gives its provider job and start time)."""
         rt.prepared = prepared
         rt.diagnostics.set(
             payload=prepared.safe_payload,
             prompt=prepared.prompt,
             estimated_cost_usd=prepared.estimated_cost_usd,
-            fingerprint=fingerprint(self.descriptor, self.kind.value, prepared),
+            fingerprint=self.fingerprint(prepared),
         )
-        return prepared
-
-    async def prepare(self, request: JobRequest) -> Prepared:
-        """Validate and map ``request`` without any provider call (pricing, fingerprints)."""
-        rt = self.runtime(request)
-        try:
-            return await self._guard(rt, self._prepare(rt))
-        finally:
-            await rt.clients.aclose()
-
-    def fingerprint(self, prepared: Prepared) -> str:
-        """The fingerprint of a prepared job (see :func:`fingerprint`)."""
-        return fingerprint(self.descriptor, self.kind.value, prepared)
-
-    # -- running ----------------------------------------------------------------------------
-
-    async def run(
-        self,
-        request: JobRequest,
-        *,
-        cancel: CancellationSignal | None = None,
-        resume: JobHandle | None = None,
-    ) -> ProducerResult:
-        """Run the job to the end: invoke, or submit then poll then collect.
-
-        With ``resume`` (the ``handle`` of an earlier attempt's error), the job already
-        submitted is waited for and collected again: a retry never pays twice.
-        """
-        rt = self.runtime(request, cancel)
-        started = time.monotonic()
-        self.logger.event(
-            "invoke.start",
-            job_id=request.job_id,
-            attempt=request.attempt,
-            resumed=None if resume is None else resume.provider_job_id,
-        )
-        try:
-            result = await self._guard(rt, self._run(rt, resume))
-        except ProviderError as exc:
-            self.logger.event(
-                "invoke.error",
-                job_id=request.job_id,
-                attempt=request.attempt,
-                code=exc.code.value,
-                retryable=exc.retryable,
-                retry_after=exc.retry_after,
-                reason=exc.reason,
-                duration_ms=round((time.monotonic() - started) * 1000, 3),
-            )
-            raise
-        finally:
-            await rt.clients.aclose()
-        self.logger.event(
-            "invoke.end",
-            job_id=request.job_id,
-            attempt=request.attempt,
-            artefacts=[a.id for a in result.artefacts],
-            duration_ms=round((time.monotonic() - started) * 1000, 3),
-        )
-        return result
-
-    async def _run(self, rt: ProducerRuntime, resume: JobHandle | None = None) -> ProducerResult:
-        definition = self.definition
-        await self._prepare(rt)
-        rt.cancel.raise_if_cancelled()
-        if definition.invoke is not None:
-            return self._finish(rt, await definition.invoke(rt))
-        if resume is not None and resume.provider_job_id:
-            handle = resume
+        if handle is not None:
             rt.diagnostics.set(provider_job_id=handle.provider_job_id)
-        else:
-            handle = await self._submit_then_cancel_if_interrupted(rt)
-        try:
-            polls = 0
-            while True:
-                status = await self._poll(rt, handle)
-                if status.state.terminal:
-                    break
-                delay = status.poll_after
-                if delay is None:
-                    delay = self._poll_delay(polls) if self.mode == "live" else 0.0
-                polls += 1
-                await _sleep_or_cancel(rt.cancel, delay)
-                if rt.cancel.cancelled:
-                    await self._cancel(rt, handle)
-                    rt.cancel.raise_if_cancelled()
-            return self._finish(rt, await self._collect(rt, handle))
-        except asyncio.CancelledError:
-            await asyncio.shield(self._cancel(rt, handle))
-            raise
-        except ProviderError as exc:
-            exc.handle = handle
-            exc.provider_job_id = exc.provider_job_id or handle.provider_job_id
-            raise
+            if handle.started_at is not None:
+                rt.diagnostics.data.started_at = handle.started_at
 
-    def _poll_delay(self, polls: int) -> float:
-        """Seconds before the next poll: a fixed ``HandlerDeps.poll_interval`` if set, else
-        a short first wait growing by half each time up to the producer's ``poll_interval``,
-        so quick jobs are noticed quickly and long ones are not polled needlessly."""
-        if self.deps.poll_interval is not None:
-            return self.deps.poll_interval
-        return float(min(self.definition.poll_interval, FIRST_POLL_DELAY * 1.5**polls))
+    async def start_job(self, rt: ProducerRuntime) -> JobHandle | ProducerResult:
+        """Submit the prepared job (its handle), or run an ``invoke`` producer to the end."""
+        rt.cancel.raise_if_cancelled()
+        if self.definition.invoke is not None:
+            invoke = self.definition.invoke
 
-    async def _submit_then_cancel_if_interrupted(self, rt: ProducerRuntime) -> JobHandle:
-        """Submit; if the caller is cancelled while the create is in flight, let the create
-        finish, then cancel that job at the provider: an interrupted run leaves nothing
-        running (and paying) behind."""
-        task = asyncio.ensure_future(self._submit(rt))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            try:
-                handle = await task
-            except Exception:  # the create failed anyway: nothing to cancel
-                raise asyncio.CancelledError from None
-            await self._cancel(rt, handle)
-            raise
+            async def run() -> ProducerResult:
+                return self._finish(rt, await invoke(rt))
+
+            return await self.guard(rt, run())
+        return await self.guard(rt, self._submit(rt))
 
     async def _submit(self, rt: ProducerRuntime) -> JobHandle:
-        assert self.definition.submit is not None
+        assert self.definition.submit is not None and rt.prepared is not None
         submission = await self.definition.submit(rt)
         rt.diagnostics.set(provider_job_id=submission.provider_job_id)
-        prepared = rt.prepared
-        state = dict(submission.state)
-        if prepared is not None:
-            safe = prepared.model_copy(update={"payload": prepared.safe_payload})
-            state["_prepared"] = safe.model_dump(mode="json")
-        state["_started_at"] = rt.diagnostics.data.started_at
         handle = JobHandle(
             job_id=rt.request.job_id,
             descriptor=self.descriptor,
             mode=self.mode,
             provider_job_id=submission.provider_job_id,
-            state=state,
+            state=dict(submission.state),
             submitted_at=time.time(),
+            started_at=rt.diagnostics.data.started_at,
+            prepared=rt.prepared.safe(),
         )
         self.logger.event(
             "invoke.submitted", job_id=rt.request.job_id, provider_job_id=handle.provider_job_id
         )
         return handle
+
+    async def poll_job(self, rt: ProducerRuntime, handle: JobHandle) -> JobStatus:
+        """Poll the job once; a job that failed or was cancelled raises its error."""
+        return await self.guard(rt, self._poll(rt, handle))
 
     async def _poll(self, rt: ProducerRuntime, handle: JobHandle) -> JobStatus:
         assert self.definition.poll is not None
@@ -330,15 +242,22 @@ class ProducerHandler:
             )
         return status
 
-    async def _collect(self, rt: ProducerRuntime, handle: JobHandle) -> Sequence[Artefact]:
+    async def collect_job(self, rt: ProducerRuntime, handle: JobHandle) -> ProducerResult:
+        """Collect a finished job's artefacts into the store."""
         assert self.definition.collect is not None
-        rt.diagnostics.set(provider_job_id=handle.provider_job_id)
-        return await self.definition.collect(rt, handle)
+        collect = self.definition.collect
 
-    async def _cancel(self, rt: ProducerRuntime, handle: JobHandle) -> None:
+        async def run() -> ProducerResult:
+            rt.diagnostics.set(provider_job_id=handle.provider_job_id)
+            return self._finish(rt, await collect(rt, handle))
+
+        return await self.guard(rt, run())
+
+    async def cancel_job(self, rt: ProducerRuntime, handle: JobHandle) -> None:
+        """Cancel the job at the provider (best effort: a failure is logged, not raised)."""
         if self.definition.cancel is not None:
             try:
-                await self.definition.cancel(rt, handle)
+                await self.guard(rt, self.definition.cancel(rt, handle))
             except ProviderError as exc:
                 self.logger.event("invoke.cancel_failed", code=exc.code.value, reason=exc.reason)
         self.logger.event("invoke.canceled", provider_job_id=handle.provider_job_id)
@@ -353,7 +272,7 @@ class ProducerHandler:
         )
         return ProducerResult(artefacts=stamped, diagnostics=final)
 
-    async def _guard(self, rt: ProducerRuntime, work: Awaitable[T]) -> T:
+    async def guard(self, rt: ProducerRuntime, work: Awaitable[T]) -> T:
         """Await ``work``; give every failure the job's context and the ProviderError shape."""
         try:
             return await work
@@ -384,81 +303,38 @@ class ProducerHandler:
                 raw=type(exc).__name__,
             ) from exc
 
-    # -- submit / poll / collect for clients that wait elsewhere ------------------------------
+    # -- for callers that want one call -------------------------------------------------------
 
-    async def submit(self, request: JobRequest) -> JobHandle:
-        """Validate and submit; returns a JSON-able handle (``invoke`` producers run here)."""
+    async def prepare(self, request: JobRequest) -> Prepared:
+        """Validate and map ``request`` without any provider call (pricing, fingerprints)."""
         rt = self.runtime(request)
         try:
-            if self.definition.invoke is not None:
-                result: ProducerResult = await self._guard(rt, self._run(rt))
-                return JobHandle(
-                    job_id=request.job_id,
-                    descriptor=self.descriptor,
-                    mode=self.mode,
-                    state={"_result": result.model_dump(mode="json")},
-                    submitted_at=time.time(),
-                )
-
-            async def go() -> JobHandle:
-                await self._prepare(rt)
-                return await self._submit(rt)
-
-            handle: JobHandle = await self._guard(rt, go())
-            return handle
+            return await self.prepare_job(rt)
         finally:
             await rt.clients.aclose()
 
-    def _resume(self, request: JobRequest, handle: JobHandle) -> ProducerRuntime:
-        rt = self.runtime(request)
-        if "_prepared" in handle.state:
-            rt.prepared = Prepared.model_validate(handle.state["_prepared"])
-            rt.diagnostics.set(
-                payload=rt.prepared.safe_payload,
-                prompt=rt.prepared.prompt,
-                estimated_cost_usd=rt.prepared.estimated_cost_usd,
-                fingerprint=self.fingerprint(rt.prepared),
-                provider_job_id=handle.provider_job_id,
-            )
-        if handle.state.get("_started_at"):
-            rt.diagnostics.data.started_at = handle.state["_started_at"]
-        return rt
+    def fingerprint(self, prepared: Prepared) -> str:
+        """The fingerprint of a prepared job (see :func:`fingerprint`)."""
+        return fingerprint(self.descriptor, self.kind.value, prepared)
 
-    async def poll(self, request: JobRequest, handle: JobHandle) -> JobStatus:
-        """Poll a submitted job once (raises the mapped error if it failed)."""
-        if "_result" in handle.state:
-            return JobStatus(state=JobState.SUCCEEDED)
-        rt = self._resume(request, handle)
-        try:
-            status: JobStatus = await self._guard(rt, self._poll(rt, handle))
-            return status
-        finally:
-            await rt.clients.aclose()
+    async def run(
+        self,
+        request: JobRequest,
+        *,
+        cancel: CancellationSignal | None = None,
+        resume: JobHandle | None = None,
+    ) -> ProducerResult:
+        """Run the job to the end, without reuse: a :class:`~producers.sdk.lifecycle.Job`.
 
-    async def collect(self, request: JobRequest, handle: JobHandle) -> ProducerResult:
-        """Collect the artefacts of a finished job."""
-        if "_result" in handle.state:
-            return ProducerResult.model_validate(handle.state["_result"])
-        rt = self._resume(request, handle)
+        With ``resume`` (the ``handle`` of an earlier attempt's error), the job already
+        submitted is waited for and collected again: a retry never pays twice.
+        """
+        from producers.sdk.lifecycle import Job, WaitPolicy
 
-        async def go() -> ProducerResult:
-            return self._finish(rt, await self._collect(rt, handle))
-
-        try:
-            result: ProducerResult = await self._guard(rt, go())
-            return result
-        finally:
-            await rt.clients.aclose()
-
-    async def cancel(self, request: JobRequest, handle: JobHandle) -> None:
-        """Cancel a submitted job at the provider (best effort, never raises for it)."""
-        if "_result" in handle.state:
-            return
-        rt = self._resume(request, handle)
-        try:
-            await self._cancel(rt, handle)
-        finally:
-            await rt.clients.aclose()
+        policy = WaitPolicy(poll_interval=self.deps.poll_interval)
+        async with Job(self, request, policy=policy, cancel=cancel) as job:
+            outcome = await job.run(reuse=False, kept=resume)
+        return outcome.result
 
 
 HandlerFactory = Callable[[Descriptor, Mode, HandlerDeps], ProducerHandler]
@@ -471,17 +347,6 @@ def create_handler_factory(definition: ProducerDefinition) -> HandlerFactory:
         return ProducerHandler(definition, descriptor, mode, deps)
 
     return factory
-
-
-async def _sleep_or_cancel(signal: CancellationSignal, delay: float) -> None:
-    if delay <= 0:
-        await asyncio.sleep(0)
-        return
-    waiter = asyncio.ensure_future(signal.wait())
-    try:
-        await asyncio.wait({waiter}, timeout=delay)
-    finally:
-        waiter.cancel()
 
 
 def _as_prompt(value: Any) -> str | None:

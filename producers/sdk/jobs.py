@@ -114,6 +114,12 @@ class JobRequest(BaseModel):
     attachments: tuple[Attachment, ...] = ()
     produces: tuple[str, ...] = ()
 
+    def for_waiting(self) -> JobRequest:
+        """This request without its attachments' contents: enough to poll, collect or cancel
+        a submitted job (its handle holds the prepared payload) and to record it, small
+        enough to ship (an Airflow trigger's kwargs)."""
+        return self.model_copy(update={"attachments": ()})
+
 
 class JobState(enum.StrEnum):
     """Where a submitted job is at the provider."""
@@ -130,8 +136,49 @@ class JobState(enum.StrEnum):
         return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED)
 
 
+class Prepared(BaseModel):
+    """A job made ready to send: the exact payload, the prompt, the estimated cost.
+
+    ``prepare`` runs before any request in every path, so every validation error is
+    raised with nothing sent, and clients can price and fingerprint a job for free.
+    ``expected_seconds`` is the model's usual latency, when the producer knows it: a job's
+    wait deadline follows from it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    payload: dict[str, Any]
+    redacted_payload: dict[str, Any] | None = None
+    prompt: str | None = None
+    estimated_cost_usd: float | None = None
+    artefact_ids: tuple[str, ...] = ()
+    state: dict[str, Any] = Field(default_factory=dict)
+    expected_seconds: float | None = None
+
+    @property
+    def safe_payload(self) -> dict[str, Any]:
+        """The payload with secrets masked."""
+        return self.redacted_payload if self.redacted_payload is not None else self.payload
+
+    def safe(self) -> Prepared:
+        """This preparation with the payload's secrets masked (what may be kept or shipped)."""
+        return self.model_copy(update={"payload": self.safe_payload, "redacted_payload": None})
+
+
 class JobHandle(BaseModel):
-    """A reference to a submitted job, small and JSON-able (an Airflow trigger carries it)."""
+    """A submitted job, small and JSON-able: what a client keeps (task state store) or ships
+    (an Airflow trigger) to wait for it, collect it or cancel it elsewhere.
+
+    Attributes:
+        job_id: The job's id (the request's).
+        descriptor: Which producer runs it.
+        mode: ``live`` or ``mock``.
+        provider_job_id: The provider's id of the job (a Replicate prediction id).
+        state: The producer's own state from its ``submit`` (``Submission.state``).
+        submitted_at: When it was submitted (epoch seconds); its wait deadline counts from it.
+        started_at: When the job started (epoch seconds), for its diagnostics.
+        prepared: The job as prepared, secrets masked (payload, prompt, cost, artefact ids).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -141,6 +188,8 @@ class JobHandle(BaseModel):
     provider_job_id: str | None = None
     state: dict[str, Any] = Field(default_factory=dict)
     submitted_at: float | None = None
+    started_at: float | None = None
+    prepared: Prepared | None = None
 
 
 class JobStatus(BaseModel):

@@ -148,7 +148,10 @@ def test_defaults_pool_retry_policy_and_trigger_serializes() -> None:
     assert op.pool == pool_for("replicate")
     assert isinstance(op.retry_policy, ProviderErrorRetryPolicy)
     path, kwargs = ProducerTrigger(
-        request={"descriptor": {"provider": "replicate", "model": "m"}}, handle={}, store="s"
+        job={"descriptor": {"provider": "replicate", "model": "m"}},
+        handle={},
+        store="s",
+        policy={"poll_interval": 1.0},
     ).serialize()
     assert path == "airflow_provider_tutopanda.triggers.producer.ProducerTrigger"
     json.dumps(kwargs)  # plain kwargs only
@@ -196,9 +199,11 @@ def test_live_retryable_fault_resumes_the_same_prediction(
     tmp_path: Path,
     deferrable: bool,
 ) -> None:
+    from producers.sdk.lifecycle import WaitPolicy
     from producers.testing.fakes import Fault
 
-    live_replicate.inject(Fault.status(503), route="get")
+    # One failed poll more than the wait loop tolerates: the task fails, Airflow retries it.
+    live_replicate.inject(Fault.status(503), route="get", times=WaitPolicy().max_poll_failures + 1)
     result = run_dag(f"tp_live_retry_{int(deferrable)}", _live_task(tmp_path / "s", deferrable))
     assert result["run"].state == "success", result["tis"]
     _, try_number = result["tis"][("image", -1)]
@@ -252,40 +257,57 @@ def test_live_safety_block_fails_at_once_with_the_full_message(
 # -- the trigger ------------------------------------------------------------------------------
 
 
-class _Handler:
-    """A stand-in handler whose polls answer from a script."""
+def _trigger_events(answers: list[Any]) -> tuple[list[Any], list[float]]:
+    """Run a trigger whose provider answers its polls from ``answers``; its events and sleeps."""
+    import time
 
-    mode = "live"
-
-    def __init__(self, answers: list[Any]) -> None:
-        self.answers = answers
-
-    async def poll(self, request: Any, handle: Any) -> Any:
-        answer = self.answers.pop(0)
-        if isinstance(answer, BaseException):
-            raise answer
-        return answer
-
-
-def _trigger_events(monkeypatch: pytest.MonkeyPatch, answers: list[Any]) -> tuple[list, list]:
-    from airflow_provider_tutopanda.triggers import jobs
     from airflow_provider_tutopanda.triggers.producer import ProducerTrigger
+    from producers.sdk import Descriptor, JobHandle, Kind, Prepared, define_producer
+    from producers.sdk.handler import HandlerDeps, ProducerHandler
+    from producers.sdk.jobs import JobRequest
+    from producers.sdk.lifecycle import Job, WaitPolicy
+    from producers.storage.memory import MemoryStore
 
     slept: list[float] = []
 
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    original = jobs.wait_until_done
-    monkeypatch.setattr(
-        jobs, "wait_until_done", lambda h, r, hd, p: original(h, r, hd, p, sleep=sleep)
+    async def poll(rt: Any, handle: Any) -> Any:
+        answer = answers.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def never(*_: Any) -> Any:
+        raise AssertionError("not called")
+
+    definition = define_producer(
+        name="scripted", provider="scripted", models=["*"], kind=Kind.TEXT_TO_IMAGE,
+        submit=never, poll=poll, collect=never,
+    )  # fmt: skip
+    descriptor = Descriptor.parse("scripted:m")
+    handler = ProducerHandler(definition, descriptor, "live", HandlerDeps(store=MemoryStore()))
+    request = JobRequest(job_id="j", descriptor=descriptor, mode="live")
+    handle = JobHandle(
+        job_id="j",
+        descriptor=descriptor,
+        mode="live",
+        provider_job_id="p-1",
+        submitted_at=time.time(),
+        prepared=Prepared(payload={}),
     )
 
-    async def handler(self: ProducerTrigger) -> tuple[Any, Any, Any]:
-        return _Handler(answers), None, None
+    async def job(self: ProducerTrigger) -> tuple[Job, JobHandle]:
+        return Job(handler, request, policy=WaitPolicy(**self.policy), sleep=sleep), handle
 
-    monkeypatch.setattr(ProducerTrigger, "_handler", handler)
-    trigger = ProducerTrigger(request={}, handle={"job_id": "j"}, store="s", poll_interval=1.0)
+    trigger = ProducerTrigger(
+        job=request.model_dump(mode="json"),
+        handle=handle.model_dump(mode="json"),
+        store="s",
+        policy={"poll_interval": 1.0},
+    )
+    trigger._job = job.__get__(trigger)  # type: ignore[method-assign]
 
     async def collect() -> list[Any]:
         return [event async for event in trigger.run()]
@@ -293,62 +315,90 @@ def _trigger_events(monkeypatch: pytest.MonkeyPatch, answers: list[Any]) -> tupl
     return asyncio.run(collect()), slept
 
 
-def test_trigger_waits_out_a_rate_limit_then_reports_done(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trigger_waits_out_a_rate_limit_and_failed_polls_then_reports_done() -> None:
     from producers.sdk.errors import ProviderError
     from producers.sdk.jobs import JobState, JobStatus
 
     answers = [
         JobStatus(state=JobState.RUNNING),
         ProviderError("rate_limited", "slow down", retry_after=9),
+        ProviderError("provider_unavailable", "502 Bad Gateway"),
+        ProviderError("provider_unavailable", "502 Bad Gateway"),
         JobStatus(state=JobState.SUCCEEDED),
     ]
-    events, slept = _trigger_events(monkeypatch, answers)
+    events, slept = _trigger_events(answers)
     assert [e.payload["status"] for e in events] == ["done"]
-    assert slept == [1.0, 9]
+    assert slept == [1.0, 9, 1.0, 1.0]
 
 
-def test_trigger_reports_a_failure_as_one_error_event(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trigger_reports_a_failure_as_one_typed_error_event() -> None:
+    from airflow_provider_tutopanda.triggers.jobs import JobEvent
     from producers.sdk.errors import ProviderError
 
-    events, _ = _trigger_events(monkeypatch, [ProviderError("safety_blocked", "nsfw")])
+    events, _ = _trigger_events([ProviderError("safety_blocked", "nsfw")])
     (event,) = events
-    assert event.payload["status"] == "error"
-    assert event.payload["error"]["code"] == "safety_blocked"
+    landed = JobEvent.model_validate(event.payload)
+    assert landed.status == "error"
+    error = landed.provider_error()
+    assert (error.code.value, error.reason) == ("safety_blocked", "nsfw")
+    assert error.handle is not None and error.handle.provider_job_id == "p-1"
+
+
+def test_a_job_event_is_checked_where_it_lands() -> None:
+    from pydantic import ValidationError
+
+    from airflow_provider_tutopanda.triggers.jobs import JobEvent
+
+    handle = {"job_id": "j", "descriptor": {"provider": "p", "model": "m"}, "mode": "mock"}
+    for bad in (
+        {"status": "done"},  # no handle
+        {"status": "error", "handle": handle},  # an error event without its error
+        {"status": "done", "handle": handle, "error": {"code": "unknown"}},
+        {"status": "finished", "handle": handle},
+        {"status": "done", "handle": handle, "_result": {}},  # no magic keys
+    ):
+        with pytest.raises(ValidationError):
+            JobEvent.model_validate(bad)
 
 
 def test_trigger_with_finish_collects_and_ends_the_task_itself(tmp_path: Path) -> None:
     from airflow.triggers.base import TaskSuccessEvent
 
-    from airflow_provider_tutopanda.triggers.jobs import build_handler
+    from airflow_provider_tutopanda.triggers.jobs import job_handler
     from airflow_provider_tutopanda.triggers.producer import ProducerTrigger
-    from producers.pipeline import reuse
-    from producers.sdk.jobs import Descriptor, JobRequest
+    from producers.sdk import reuse
+    from producers.sdk.jobs import Descriptor, JobHandle, JobRequest
+    from producers.sdk.lifecycle import Job
 
     store = str(tmp_path / "store")
     request = JobRequest(
         descriptor=Descriptor.parse(MODEL), mode="mock", inputs={"prompt": "a red panda"}
     )
-    handler = build_handler(request, store, None, None)
+    handler = job_handler(request, store, None)
 
-    async def scenario() -> tuple[list[Any], str]:
-        fingerprint = handler.fingerprint(await handler.prepare(request))
-        handle = await handler.submit(request)
+    async def scenario() -> tuple[list[Any], JobHandle]:
+        async with Job(handler, request) as job:
+            handle = await job.start()
+        assert isinstance(handle, JobHandle)
         trigger = ProducerTrigger(
-            request=request.model_dump(mode="json"),
+            job=request.for_waiting().model_dump(mode="json"),
             handle=handle.model_dump(mode="json"),
             store=store,
-            finish={"fingerprint": fingerprint, "where": {"key": "image[0]", "role": "image"}},
+            finish={"where": {"key": "image[0]", "role": "image"}},
         )
-        return [event async for event in trigger.run()], fingerprint
+        return [event async for event in trigger.run()], handle
 
-    events, fingerprint = asyncio.run(scenario())
+    events, handle = asyncio.run(scenario())
     (event,) = events
     assert isinstance(event, TaskSuccessEvent)
     assert event.xcoms is not None
     (record,) = event.xcoms["return_value"]
     job = event.xcoms["tutopanda_job"]
     assert job["key"] == "image[0]" and job["status"] == "succeeded"
+    assert job["inputs"] == {"prompt": "a red panda"}
     assert job["artefacts"][0]["uri"] == record["uri"]
     assert _exists(tmp_path / "store", record["uri"])
+    assert handle.prepared is not None
+    fingerprint = handler.fingerprint(handle.prepared)
     remembered = asyncio.run(reuse.lookup(handler.deps.store, fingerprint, "mock"))
     assert remembered is not None and remembered.artefacts[0].uri == record["uri"]

@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from producers.cli.app import app
+from producers.sdk.lifecycle import WaitPolicy
 from producers.testing.fakes import (
     FakeReplicate,
     Fault,
@@ -45,15 +46,22 @@ def test_rate_limited_create_is_retried_until_it_succeeds(
     assert json.loads(out)["artefacts"][0]["diagnostics"]["attempt"] == 3
 
 
-def test_a_failed_poll_resumes_the_same_prediction(
+def test_a_few_failed_polls_are_waited_out_and_more_resume_the_same_prediction(
     replicate_fake: FakeReplicate, tmp_path: Path
 ) -> None:
-    replicate_fake.inject(Fault.status(503, retry_after=0), route="get")
+    tolerated = WaitPolicy().max_poll_failures
+    replicate_fake.inject(Fault.status(503, retry_after=0), route="get", times=tolerated)
     code, _out, err = produce(tmp_path, SEEDREAM, "--set", "prompt=A volcano", "--json")
     assert code == 0, err
-    assert replicate_fake.count("create") == 1  # never a second paid prediction
-    assert replicate_fake.count("get") == 2
-    assert "provider_unavailable" in err
+    assert "retry" not in err  # waited out inside the job: no retry of the task
+    assert replicate_fake.count("create") == 1
+
+    replicate_fake.reset()
+    replicate_fake.inject(Fault.status(503, retry_after=0), route="get", times=tolerated + 1)
+    code, _out, err = produce(tmp_path / "2", SEEDREAM, "--set", "prompt=A volcano", "--json")
+    assert code == 0, err
+    assert "retry 1/2" in err and "provider_unavailable" in err
+    assert replicate_fake.count("create") == 1  # the retry resumed it: never a second payment
 
 
 def test_a_truncated_download_is_retried_and_stores_one_whole_blob(

@@ -25,6 +25,7 @@ from producers.sdk import (
     define_producer,
 )
 from producers.sdk.handler import HandlerDeps
+from producers.sdk.lifecycle import Job, WaitPolicy
 from producers.sdk.runtime import CancellationSignal, ClientRegistry
 from producers.storage.memory import MemoryStore
 from producers.testing import JobContext, fake_secret_resolver, make_job_request
@@ -253,14 +254,17 @@ async def test_handle_is_json_and_another_handler_can_collect() -> None:
     request = make_job_request("slow:m", inputs={"prompt": "ash"})
     first = context_with(definition)
     first.store = store
-    handle = await first.handler(request).submit(request)
+    async with Job(first.handler(request), request) as job:
+        handle = await job.start()
+    assert isinstance(handle, JobHandle)
     revived = JobHandle.model_validate(json.loads(handle.model_dump_json()))
     second = context_with(definition)
     second.store = store
-    handler = second.handler(request)
-    status = await handler.poll(request, revived)
-    assert status.state is JobState.SUCCEEDED
-    result = await handler.collect(request, revived)
+    # The other side gets no inputs at all: the handle holds the prepared job.
+    bare = request.model_copy(update={"inputs": {}, "custom": {}})
+    async with Job(second.handler(bare), bare) as job:
+        await job.wait(revived)
+        result = await job.collect(revived)
     assert result.artefacts[0].value == "made ash"
     assert result.diagnostics.provider_job_id == "job-0"
     assert result.diagnostics.payload == {"prompt": "ash"}
@@ -378,7 +382,8 @@ async def test_a_retry_resumes_the_submitted_job_instead_of_paying_twice() -> No
     provider = Countdown(polls=2)
     definition = long_definition(provider)
     original_poll = definition.poll
-    failures = {"left": 1}
+    # One more failed poll in a row than the wait loop tolerates: the job fails, retryable.
+    failures = {"left": WaitPolicy().max_poll_failures + 1}
 
     async def flaky_poll(rt: ProducerRuntime, handle: JobHandle) -> JobStatus:
         if failures["left"]:
@@ -400,6 +405,7 @@ async def test_a_retry_resumes_the_submitted_job_instead_of_paying_twice() -> No
     retry = request.model_copy(update={"attempt": 2})
     result = await handler.run(retry, resume=caught.value.handle)
     assert provider.calls.count("submit") == 1
+    assert provider.calls.count("poll") == 2  # the failed polls never reached the provider
     assert result.diagnostics.provider_job_id == "job-0"
     assert result.diagnostics.attempt == 2
 
