@@ -32,6 +32,7 @@ PROVIDER_INFO: dict[str, Any] = {
             "python-modules": [
                 "airflow_provider_tutopanda.hooks.openai",
                 "airflow_provider_tutopanda.hooks.replicate",
+                "airflow_provider_tutopanda.hooks.generic",
             ],
         }
     ],
@@ -57,6 +58,11 @@ PROVIDER_INFO: dict[str, Any] = {
             "connection-type": "openai",
             "hook-class-name": "airflow_provider_tutopanda.hooks.openai.OpenAIHook",
             "hook-name": "OpenAI",
+        },
+        {
+            "connection-type": "tutopanda",
+            "hook-class-name": "airflow_provider_tutopanda.hooks.generic.TutopandaHook",
+            "hook-name": "Tutopanda provider",
         },
     ],
     "extra-links": [

@@ -15,8 +15,11 @@ from producers.sdk.jobs import MODES, Descriptor, Kind, Mode
 class ProviderRegistry:
     """Producers by provider and model pattern; resolves a descriptor to a handler.
 
-    An exact model name beats a wildcard; among equals, the producer registered last wins
-    (so a user's producer can override a built-in one).
+    The producer that serves a descriptor is the most specific one
+    (:meth:`ProducerDefinition.matches`): one declared for the asking environment by name
+    beats one declared for ``*``; then an exact model name beats a pattern; among equals,
+    the producer registered last wins (so a plugin's or a user's producer overrides a
+    built-in one).
     """
 
     def __init__(self, definitions: Iterable[ProducerDefinition] = ()) -> None:
@@ -33,8 +36,17 @@ class ProviderRegistry:
         """Registered definitions, in registration order."""
         return tuple(self._definitions)
 
+    @property
+    def providers(self) -> tuple[str, ...]:
+        """The providers some registered producer serves, sorted."""
+        return tuple(sorted({d.provider for d in self._definitions}))
+
     def find(self, descriptor: Descriptor) -> ProducerDefinition:
-        """The definition serving ``descriptor``; :class:`UnknownModelError` if none."""
+        """The definition serving ``descriptor``; :class:`UnknownModelError` if none.
+
+        Ranked by environment (named beats ``*``), then model (named beats a pattern), then
+        registration order (later wins).
+        """
         best: tuple[int, int, ProducerDefinition] | None = None
         for order, definition in enumerate(self._definitions):
             score = definition.matches(
@@ -49,13 +61,20 @@ class ProviderRegistry:
     def _unknown_message(self, descriptor: Descriptor) -> str:
         known = [info.model_id for info in self.models()]
         close = difflib.get_close_matches(descriptor.model_id, known, n=3, cutoff=0.5)
-        providers = sorted({d.provider for d in self._definitions})
+        providers = self.providers
         message = f"unknown model {descriptor.model_id!r}"
         if descriptor.provider not in providers:
             message += f": no producer for provider {descriptor.provider!r} (providers: {', '.join(providers)})"
         if close:
             message += f"; did you mean {', '.join(close)}?"
-        return message + " (`tutopanda models list` shows every model)"
+        message += " (`tutopanda models list` shows every model)"
+        if descriptor.provider not in providers:
+            from producers import plugins
+
+            broken = plugins.failures(plugins.PRODUCERS_GROUP, plugins.MODELS_GROUP)
+            if broken:
+                message += "; " + "; ".join(str(f) for f in broken)
+        return message
 
     def resolve(self, descriptor: Descriptor, mode: Mode, deps: HandlerDeps) -> ProducerHandler:
         """The handler running ``descriptor`` in ``mode`` with ``deps``."""
@@ -98,7 +117,20 @@ def builtin_definitions() -> list[ProducerDefinition]:
     return [openai_prompt_producer(), replicate_producer()]
 
 
+def plugin_definitions() -> list[ProducerDefinition]:
+    """The producers installed packages register under ``tutopanda.producers``, in load
+    order (distribution name, then entry point name); a broken entry point is skipped with
+    one warning (see :mod:`producers.plugins`)."""
+    from producers import plugins
+
+    return [d for loaded in plugins.loaded(plugins.PRODUCERS_GROUP) for d in loaded.items]
+
+
 @functools.cache
 def default_registry() -> ProviderRegistry:
-    """The built-in producers (declarations read once per process)."""
-    return ProviderRegistry(builtin_definitions())
+    """The built-in producers, then the plugins' (read once per process).
+
+    Model declaration folders registered under ``tutopanda.models`` join the Replicate
+    catalogue (:func:`producers.replicate.catalogue.search_path`).
+    """
+    return ProviderRegistry([*builtin_definitions(), *plugin_definitions()])

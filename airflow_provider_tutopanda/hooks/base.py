@@ -1,9 +1,13 @@
-"""What the tutopanda hooks share: a connection turned into a secret resolver and client options.
+"""What the tutopanda hooks share: a connection turned into a secret resolver, client options
+and, once per hook, the provider's live client.
 
 A hook owns one Airflow connection (password = the provider's key, host = an optional base
 URL) and hands ``producers`` what it needs: a :class:`SecretResolver` answering the
-provider's secret name, and client options (``base_url``). Secrets only ever come from the
-connection or, when the connection has no password, from the environment.
+provider's secret name, client options (``base_url``), and :attr:`ProducerHook.client`, the
+live adapter built once through the client registry (the provider's
+:class:`~producers.clients.spec.ClientSpec` says the secret name, the base-URL variable and
+the default URL). Secrets only ever come from the connection or, when the connection has no
+password, from the environment.
 
 The environment's key goes only where the environment says: to ``$<PROVIDER>_BASE_URL`` or
 the provider's default URL. A connection that names another host must carry its own key:
@@ -17,13 +21,16 @@ import os
 from collections.abc import Collection, Sequence
 from functools import cached_property
 from http import HTTPStatus
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.secrets import SecretResolver, redact, register_secret
+
+if TYPE_CHECKING:
+    from producers.clients.spec import ClientSpec
 
 PROBE_TIMEOUT = 10.0
 SECTION = "tutopanda"
@@ -75,19 +82,53 @@ class ProducerHook(BaseHook):
     """Base for the hooks that build ``producers`` clients from an Airflow connection.
 
     Subclasses set the Airflow attributes (``conn_name_attr``, ``default_conn_name``,
-    ``conn_type``, ``hook_name``) plus ``secret_name`` (what the SDK's resolver is asked
-    for), ``base_url_env`` and ``default_base_url``.
+    ``conn_type``, ``hook_name``) and ``provider``; :attr:`client_spec` (the provider's
+    :class:`~producers.clients.spec.ClientSpec`) gives ``secret_name`` (what the SDK's
+    resolver is asked for), ``base_url_env`` and ``default_base_url``.
     """
 
-    secret_name: ClassVar[str]
-    base_url_env: ClassVar[str]
-    default_base_url: ClassVar[str]
     provider: ClassVar[str]
 
     def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.conn_id = conn_id or self.default_conn_name
         setattr(self, self.conn_name_attr, self.conn_id)
+
+    # -- the provider's spec ----------------------------------------------------------------
+
+    @property
+    def client_spec(self) -> ClientSpec:
+        """The provider's client spec (the installed one: a plugin may replace a built-in).
+
+        Raises:
+            ConfigurationError: No installed package has a client for the provider.
+        """
+        from producers.clients import client_spec
+        from producers.sdk.errors import ConfigurationError
+
+        spec = client_spec(self.provider)
+        if spec is None:
+            raise ConfigurationError(
+                f"live mode is not available for provider {self.provider!r}: no installed "
+                "package registers a client for it (entry point group tutopanda.clients; "
+                "docs/authoring.md); run with mode='mock'"
+            )
+        return spec
+
+    @property
+    def secret_name(self) -> str:
+        """The secret the provider's key is resolved by (``REPLICATE_API_TOKEN``...)."""
+        return self.client_spec.secret_name
+
+    @property
+    def base_url_env(self) -> str | None:
+        """The variable that may name another base URL for the environment's key."""
+        return self.client_spec.base_url_env
+
+    @property
+    def default_base_url(self) -> str | None:
+        """The provider's own API base URL."""
+        return self.client_spec.default_base_url
 
     # -- the connection ---------------------------------------------------------------------
 
@@ -128,9 +169,9 @@ class ProducerHook(BaseHook):
 
     # -- where the environment's key may go --------------------------------------------------
 
-    def environment_base_url(self) -> str:
+    def environment_base_url(self) -> str | None:
         """Where the environment's key goes: ``$<PROVIDER>_BASE_URL``, else the default URL."""
-        return (os.environ.get(self.base_url_env) or self.default_base_url).rstrip("/")
+        return self.client_spec.environment_base_url()
 
     def environment_token_refusal(self) -> ProviderError | None:
         """Why the environment's key must not be used with this connection, or None.
@@ -143,16 +184,20 @@ class ProducerHook(BaseHook):
         if self._password() or not named:
             return None
         origin = _origin(named)
-        allowed = {_origin(self.environment_base_url()), _origin(self.default_base_url)}
+        allowed = {
+            _origin(url)
+            for url in (self.environment_base_url(), self.default_base_url)
+            if url is not None
+        }
         if origin is not None and origin in allowed:
             return None
         host = origin[1] if origin is not None else "(an invalid URL)"
+        where = " or ".join(str(w) for w in (self.base_url_env, self.default_base_url) if w)
         return ProviderError(
             ErrorCode.AUTH_FAILED,
             f"connection {self.conn_id!r} names the host {host} but has no key of its own; "
-            f"the environment's {self.secret_name} is sent only to {self.base_url_env} or "
-            f"{self.default_base_url}. Set the connection's password (the {self.hook_name} "
-            "key) or remove its host",
+            f"the environment's {self.secret_name} is sent only to {where or 'no other host'}. "
+            f"Set the connection's password (the {self.hook_name} key) or remove its host",
             retryable=False,
             caused_by_user=False,
             provider=self.provider,
@@ -185,12 +230,51 @@ class ProducerHook(BaseHook):
         """The key, registered for redaction; a ProviderError (auth_failed) when unset."""
         return self.secret_resolver().require(self.secret_name)
 
+    @cached_property
+    def client(self) -> Any:
+        """The provider's live adapter for this connection, built once per hook through the
+        client registry (the provider's spec), with :meth:`secret_resolver` and
+        :meth:`client_options`. Reuse it for every call of a task or a trigger; close it
+        with :meth:`aclose`.
+
+        Raises:
+            ProviderError: ``auth_failed`` (no key, or a host without a key of its own).
+            ConfigurationError: No client is installed for the provider, or a setting is bad.
+        """
+        from producers.clients import default_client_registry
+        from producers.sdk.runtime import ClientContext
+        from producers.sdk.telemetry import ProducerLogger
+
+        context = ClientContext(
+            provider=self.provider,
+            mode="live",
+            secrets=self.secret_resolver(),
+            logger=ProducerLogger().bind(provider=self.provider, conn_id=self.conn_id),
+            options=self.client_options(),
+        )
+        return default_client_registry().build(context)
+
+    def get_conn(self) -> Any:
+        """The client (Airflow's generic accessor)."""
+        return self.client
+
+    async def aclose(self) -> None:
+        """Close the client if this hook built one (the next use builds a new one)."""
+        client = self.__dict__.pop("client", None)
+        closer = getattr(client, "aclose", None)
+        if closer is not None:
+            await closer()
+
     # -- test_connection --------------------------------------------------------------------
 
     def _effective_base_url(self) -> str:
-        return (
-            self.base_url() or os.environ.get(self.base_url_env) or self.default_base_url
-        ).rstrip("/")
+        url = self.base_url() or self.environment_base_url()
+        if not url:
+            raise ValueError(
+                f"connection {self.conn_id!r} has no host, and the {self.provider} client "
+                "has no default base URL: set the connection's host"
+            )
+        return url.rstrip("/")
 
     def _probe(self, probes: Sequence[tuple[str, Collection[int]]]) -> tuple[bool, str]:
         """GET each ``(path, ok statuses)`` in turn with the key; the first decisive answer wins.
@@ -205,9 +289,9 @@ class ProducerHook(BaseHook):
 
         try:
             key = self.api_key()
+            base = self._effective_base_url()
         except Exception as exc:
             return False, redact(str(exc))
-        base = self._effective_base_url()
         status = 0
         url = base
         ok = False

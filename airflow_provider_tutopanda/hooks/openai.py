@@ -7,13 +7,10 @@ with ``base_url`` / ``api_key`` / ``timeout``), so one connection serves both pr
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_tutopanda.hooks.base import ProducerHook
-
-if TYPE_CHECKING:
-    from producers.clients.openai import OpenAIClient
+from producers.clients.spec import OPENAI_DEFAULT_BASE_URL, OPENAI_SPEC
 
 #: An id that exists nowhere: with a good key, ``GET /v1/responses/{id}`` answers 404.
 PROBE_RESPONSE_ID = "resp_tutopanda_connection_test"
@@ -21,6 +18,9 @@ PROBE_RESPONSE_ID = "resp_tutopanda_connection_test"
 
 class OpenAIHook(ProducerHook):
     """OpenAI through the tutopanda Producer SDK.
+
+    The secret name, the base-URL variable and the default URL are the OpenAI client spec's
+    (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``). ``client`` is the producers ``OpenAIClient``.
 
     :param openai_conn_id: The Airflow connection id.
     """
@@ -30,10 +30,7 @@ class OpenAIHook(ProducerHook):
     conn_type = "openai"
     hook_name = "OpenAI"
 
-    provider = "openai"
-    secret_name = "OPENAI_API_KEY"
-    base_url_env = "OPENAI_BASE_URL"
-    default_base_url = "https://api.openai.com/v1"
+    provider = OPENAI_SPEC.provider
 
     def __init__(self, openai_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(openai_conn_id, **kwargs)
@@ -48,7 +45,7 @@ class OpenAIHook(ProducerHook):
                 "host": "Base URL (optional, for proxies and fakes)",
             },
             "placeholders": {
-                "host": "https://api.openai.com/v1",
+                "host": OPENAI_DEFAULT_BASE_URL,
                 "extra": '{"openai_client_kwargs": {"timeout": 60}}',
             },
         }
@@ -72,17 +69,6 @@ class OpenAIHook(ProducerHook):
         if timeout is not None:
             options["timeout"] = float(timeout)
         return options
-
-    @cached_property
-    def client(self) -> OpenAIClient:
-        """The producers OpenAI client for this connection."""
-        from producers.clients.openai import OpenAIClient
-
-        return OpenAIClient(self.api_key(), **self.client_options())
-
-    def get_conn(self) -> OpenAIClient:
-        """The client (Airflow's generic accessor)."""
-        return self.client
 
     def test_connection(self) -> tuple[bool, str]:
         """One authenticated GET ``/models``; where not served, ``/responses/{unknown id}``."""

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import os
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_tutopanda.hooks.base import ProducerHook, tutopanda_setting
-
-if TYPE_CHECKING:
-    from producers.clients.replicate import ReplicateClient
+from producers.clients.spec import REPLICATE_DEFAULT_BASE_URL, REPLICATE_SPEC
 
 #: A public model in the tutopanda catalogue, read when ``/v1/account`` is not served.
 PROBE_MODEL = "black-forest-labs/flux-dev"
@@ -29,7 +26,8 @@ class ReplicateHook(ProducerHook):
     URL: a connection naming another host needs its own token. Without the default
     connection, everything comes from the environment. Outputs are downloaded under the
     ``[tutopanda]`` settings ``output_hosts``, ``max_output_bytes`` and
-    ``download_deadline``.
+    ``download_deadline``. The secret name, the base-URL variable and the default URL are
+    the Replicate client spec's. ``client`` is the producers ``ReplicateClient``.
 
     :param replicate_conn_id: The Airflow connection id.
     """
@@ -39,10 +37,7 @@ class ReplicateHook(ProducerHook):
     conn_type = "replicate"
     hook_name = "Replicate"
 
-    provider = "replicate"
-    secret_name = "REPLICATE_API_TOKEN"
-    base_url_env = "REPLICATE_BASE_URL"
-    default_base_url = "https://api.replicate.com"
+    provider = REPLICATE_SPEC.provider
 
     def __init__(self, replicate_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(replicate_conn_id, **kwargs)
@@ -58,7 +53,7 @@ class ReplicateHook(ProducerHook):
             },
             "placeholders": {
                 "password": "r8_...",
-                "host": "https://api.replicate.com",
+                "host": REPLICATE_DEFAULT_BASE_URL,
             },
         }
 
@@ -78,17 +73,6 @@ class ReplicateHook(ProducerHook):
             if value and not os.environ.get(variable, "").strip():
                 options[option] = value
         return options
-
-    @cached_property
-    def client(self) -> ReplicateClient:
-        """The producers Replicate client for this connection."""
-        from producers.clients.replicate import ReplicateClient
-
-        return ReplicateClient(self.api_key(), **self.client_options())
-
-    def get_conn(self) -> ReplicateClient:
-        """The client (Airflow's generic accessor)."""
-        return self.client
 
     def test_connection(self) -> tuple[bool, str]:
         """One authenticated GET: ``/v1/account``, else ``/v1/models/{PROBE_MODEL}``."""

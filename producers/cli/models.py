@@ -108,10 +108,10 @@ def models_import(
     A file that cannot be imported (not JSON, over 1 MiB, nested too deeply, no input
     schema...) is one error line; the others are still written; the exit code is then 2.
     """
-    from producers.replicate.catalogue import search_path
+    from producers.replicate.catalogue import models_path_folders
     from producers.replicate.importer import import_file, write_declaration
 
-    target = into or (search_path()[1] if len(search_path()) > 1 else Path("models"))
+    target = into or next(iter(models_path_folders()), Path("models"))
     reports = []
     failed = False
     for path in files:

@@ -18,12 +18,14 @@ from producers.clients.base import (
     ssl_context,
 )
 from producers.clients.downloads import CheckedDownload, OutputPolicy
+from producers.clients.spec import REPLICATE_DEFAULT_BASE_URL
 from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.secrets import redact, register_secret
 from producers.sdk.uploads import LocalFile
 
 PROVIDER = "replicate"
-DEFAULT_BASE_URL = "https://api.replicate.com"
+#: Defined once, with the token's secret and the base-URL variable, in the client spec.
+DEFAULT_BASE_URL = REPLICATE_DEFAULT_BASE_URL
 #: Where Replicate serves prediction outputs: ``replicate.delivery`` and its subdomains.
 DELIVERY_HOSTS = (".replicate.delivery",)
 _SAFETY_WORDS = ("nsfw", "safety", "sensitive", "content policy", "flagged", "moderation")

@@ -1,7 +1,9 @@
-"""The model catalogue: shipped declarations plus folders from ``TUTOPANDA_MODELS_PATH``."""
+"""The model catalogue: shipped declarations, installed packages' folders (the
+``tutopanda.models`` entry point group) and folders from ``TUTOPANDA_MODELS_PATH``."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -12,12 +14,34 @@ from producers.sdk.errors import DeclarationError
 BUILTIN_DIR = Path(__file__).parent / "models"
 MODELS_PATH_ENV = "TUTOPANDA_MODELS_PATH"
 
+log = logging.getLogger(__name__)
+
+
+def plugin_folders() -> dict[Path, str]:
+    """Declaration folders installed packages register (``tutopanda.models``), in load
+    order, each with the entry point that named it."""
+    from producers import plugins
+
+    return {
+        folder: str(loaded.plugin)
+        for loaded in plugins.loaded(plugins.MODELS_GROUP)
+        for folder in loaded.items
+    }
+
+
+def models_path_folders() -> list[Path]:
+    """The deployment's folders: ``TUTOPANDA_MODELS_PATH`` (``os.pathsep``-separated)."""
+    env = os.environ.get(MODELS_PATH_ENV, "")
+    return [Path(p) for p in env.split(os.pathsep) if p.strip()]
+
 
 def search_path(extra: Iterable[str | Path] = ()) -> list[Path]:
-    """Folders searched for declarations, later ones overriding earlier ones."""
+    """Folders searched for declarations, later ones overriding earlier ones: the built-in
+    folder, the plugins' folders, ``TUTOPANDA_MODELS_PATH`` (so the deployment's own
+    declarations override a package's), then ``extra``."""
     folders = [BUILTIN_DIR]
-    env = os.environ.get(MODELS_PATH_ENV, "")
-    folders += [Path(p) for p in env.split(os.pathsep) if p.strip()]
+    folders += [f for f in plugin_folders() if f not in folders]
+    folders += models_path_folders()
     folders += [Path(p) for p in extra]
     return folders
 
@@ -36,9 +60,13 @@ class Catalogue:
         """Load every ``*.json`` under the folders (default: :func:`search_path`).
 
         A missing extra folder or a malformed file raises :class:`DeclarationError`
-        naming it: a catalogue with silently missing models would be worse.
+        naming it: a catalogue with silently missing models would be worse. The one
+        exception is a plugin's folder (``tutopanda.models``): its malformed file is
+        skipped with one warning naming the file and the package, so a broken package
+        never takes the other models down.
         """
         catalogue = cls()
+        plugins = plugin_folders() if folders is None else {}
         for folder in search_path() if folders is None else [Path(f) for f in folders]:
             if not folder.is_dir():
                 problem = "is not a folder" if folder.exists() else "does not exist"
@@ -46,7 +74,13 @@ class Catalogue:
                     f"model declaration folder {folder} {problem} (check {MODELS_PATH_ENV})"
                 )
             for path in sorted(folder.rglob("*.json")):
-                declaration = load_declaration(path)
+                try:
+                    declaration = load_declaration(path)
+                except DeclarationError as exc:
+                    if folder not in plugins:
+                        raise
+                    log.warning("tutopanda plugin: %s: skipped %s", plugins[folder], exc)
+                    continue
                 catalogue._by_model[declaration.model] = declaration
                 catalogue.sources[declaration.model] = path
         return catalogue

@@ -90,16 +90,34 @@ class ProducerDefinition:
         return self.kind if isinstance(self.kind, Kind) else self.kind(model)
 
     def matches(self, provider: str, model: str, environment: str) -> int:
-        """How specifically this definition matches: 0 no, 1 wildcard, 2 exact model."""
+        """How specifically this definition serves ``provider:model`` in ``environment``.
+
+        0 means not at all. Otherwise the environment counts first, the model second:
+
+        * 4: declared for this environment by name, and for this model by name;
+        * 3: declared for this environment by name, the model through a pattern;
+        * 2: the environment through a pattern (``*``), the model by name;
+        * 1: both through patterns.
+
+        So in Airflow a producer declared ``environments=("airflow",)`` beats one declared for
+        ``*`` even when the latter names the exact model: the environment says how a job must
+        run there, the model list only how widely a producer applies.
+        """
         if provider != self.provider:
             return 0
-        if not any(fnmatch.fnmatchcase(environment, env) for env in self.environments):
+        if environment in self.environments:
+            by_environment = 2
+        elif any(fnmatch.fnmatchcase(environment, env) for env in self.environments):
+            by_environment = 1
+        else:
             return 0
         if model in self.models:
-            return 2
-        if any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models):
-            return 1
-        return 0
+            by_model = 2
+        elif any(fnmatch.fnmatchcase(model, pattern) for pattern in self.models):
+            by_model = 1
+        else:
+            return 0
+        return 2 * (by_environment - 1) + by_model
 
 
 def define_producer(

@@ -199,14 +199,35 @@ def test_ui_field_behaviour() -> None:
 
 
 def test_hook_for(monkeypatch: pytest.MonkeyPatch) -> None:
-    from airflow_provider_tutopanda.hooks import OpenAIHook, ReplicateHook, hook_for
+    from airflow_provider_tutopanda.hooks import OpenAIHook, ReplicateHook, TutopandaHook, hook_for
 
     assert isinstance(hook_for("replicate"), ReplicateHook)
     assert hook_for("replicate").conn_id == "replicate_default"
     hook = hook_for("openai", "my_openai")
     assert isinstance(hook, OpenAIHook) and hook.openai_conn_id == "my_openai"
-    with pytest.raises(ValueError, match="no tutopanda hook for provider 'elevenlabs'"):
-        hook_for("elevenlabs")
+    other = hook_for("ElevenLabs")
+    assert isinstance(other, TutopandaHook)
+    assert (other.provider, other.conn_id, other.tutopanda_conn_id) == (
+        "elevenlabs",
+        "tutopanda_elevenlabs",
+        "tutopanda_elevenlabs",
+    )
+    assert hook_for("elevenlabs", "el_prod").conn_id == "el_prod"
+    with pytest.raises(ValueError, match="needs a provider"):
+        hook_for(" ")
+
+
+def test_the_built_in_hooks_take_their_names_from_the_vendor_specs() -> None:
+    from airflow_provider_tutopanda.hooks import OpenAIHook, ReplicateHook
+    from producers.clients.spec import OPENAI_SPEC, REPLICATE_SPEC
+
+    for hook, spec in ((OpenAIHook(), OPENAI_SPEC), (ReplicateHook(), REPLICATE_SPEC)):
+        assert hook.provider == spec.provider
+        assert (hook.secret_name, hook.base_url_env, hook.default_base_url) == (
+            spec.secret_name,
+            spec.base_url_env,
+            spec.default_base_url,
+        )
 
 
 def test_clients_are_built_from_the_connection(
