@@ -210,7 +210,10 @@ class Job:
         """Submit the job (a handle), or run it to the end for producers that answer in one
         call (their result)."""
         await self.prepare()
-        return await self.handler.start_job(self.rt)
+        started = await self.handler.start_job(self.rt)
+        if isinstance(started, JobHandle):  # its deadline counts on this job's clock
+            started = started.model_copy(update={"submitted_at": self._clock()})
+        return started
 
     async def wait(self, handle: JobHandle) -> None:
         """Wait until ``handle``'s job succeeded: the one wait loop (module docstring)."""
