@@ -11,7 +11,6 @@ ids, texts, durations), never blobs.
 from __future__ import annotations
 
 import importlib.util
-import re
 from collections.abc import Mapping
 from functools import cache
 from pathlib import Path
@@ -19,13 +18,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
     from producers.pipeline.options import ProducerOptions
-    from producers.pipeline.steps import JobSpec, Script
+    from producers.pipeline.steps import Script
 
 #: The roles whose model is a DAG param (``<role>_model``; the pool policy reads the same).
 ROLES = ("script", "image_prompt", "image", "narration", "music", "video")
 MODEL_PARAMS = {role: f"{role}_model" for role in ROLES}
-#: Seconds of silence after each narration (as in the CLI's flow).
-PAUSE_SECONDS = 0.5
 #: The topics file of the scheduled DAG: ``$TUTOPANDA_TOPICS``, else ``topics.txt`` beside it.
 TOPICS_ENV = "TUTOPANDA_TOPICS"
 #: The deployment's producer options files (``[tutopanda] options_file`` in airflow.cfg).
@@ -97,41 +94,6 @@ def options_from(params: Mapping[str, Any]) -> ProducerOptions:
     return options
 
 
-def read_topics(path: Path) -> list[tuple[str | None, str]]:
-    """The topics file: one topic a line, optionally ``YYYY-MM-DD: topic``; ``#`` comments.
-
-    Returns ``(date or None, topic)`` pairs in file order.
-    """
-    topics: list[tuple[str | None, str]] = []
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        dated = re.fullmatch(r"(\d{4}-\d{2}-\d{2})\s*:\s*(.+)", line)
-        if dated:
-            topics.append((dated.group(1), dated.group(2).strip()))
-        else:
-            topics.append((None, line))
-    if not topics:
-        raise ValueError(f"{path} has no topic (one a line, '#' for comments)")
-    return topics
-
-
-def topic_for_date(path: Path, day: str) -> str:
-    """The topic of ``day`` (``YYYY-MM-DD``): its dated line if there is one, else the undated
-    lines in turn, one a day (the same day always gets the same topic: backfills are stable)."""
-    from datetime import date
-
-    topics = read_topics(path)
-    for when, topic in topics:
-        if when == day:
-            return topic
-    undated = [topic for when, topic in topics if when is None]
-    if not undated:
-        raise ValueError(f"{path} has no line for {day} and no undated topic")
-    return undated[date.fromisoformat(day).toordinal() % len(undated)]
-
-
 def topics_file() -> Path:
     """``$TUTOPANDA_TOPICS``, else ``[tutopanda] topics_file``, else ``topics.txt`` in the DAGs
     folder: the deployment's choice only (a run's params never name a file)."""
@@ -158,6 +120,8 @@ def topic_of(context: Mapping[str, Any]) -> str:
         from airflow.sdk.exceptions import AirflowFailException
 
         raise AirflowFailException("no topic: set the topic param (this run has no date)")
+    from producers.pipeline.topics import topic_for_date
+
     return topic_for_date(topics_file(), when.strftime("%Y-%m-%d"))
 
 
@@ -202,23 +166,12 @@ def check_run(params: Mapping[str, Any], topic: str) -> float:
     from airflow.sdk.exceptions import AirflowFailException
 
     from airflow_provider_tutopanda.operators.producer import ENVIRONMENT, _run
-    from producers.pipeline.cost import estimate
+    from producers.pipeline.cost import BudgetExceeded, check_budget, estimate, mock_prepare
     from producers.registry import default_registry
-    from producers.sdk.definition import Prepared
     from producers.sdk.errors import InvalidInputError
-    from producers.sdk.handler import HandlerDeps
-    from producers.storage.memory import MemoryStore
-
-    registry = default_registry()
-    deps = HandlerDeps(store=MemoryStore())
-
-    async def prepare(spec: JobSpec) -> Prepared:
-        # Pricing needs the mapped payload only: the mock handler prepares the same payload
-        # with no key and no network.
-        request = spec.request(mode="mock", environment=ENVIRONMENT)
-        return await registry.resolve(request.descriptor, "mock", deps).prepare(request)
 
     options = options_from(params)
+    prepare = mock_prepare(default_registry(), environment=ENVIRONMENT)
     try:
         cost = _run(estimate(options, topic, int(params["segments"]), prepare))
     except InvalidInputError as error:
@@ -229,11 +182,10 @@ def check_run(params: Mapping[str, Any], topic: str) -> float:
             )
         )
     budget = params.get("budget")
-    if budget is not None and cost.total > float(budget):
-        raise AirflowFailException(
-            f"the estimated cost ${cost.total:,.4f} is over the budget ${float(budget):,.4f}; "
-            f"nothing was run\n{cost.describe()}"
-        )
+    try:
+        check_budget(cost, None if budget is None else float(budget))
+    except BudgetExceeded as error:
+        raise AirflowFailException(str(error)) from None
     return cost.total
 
 
@@ -259,6 +211,7 @@ def assemble(
     """
     from airflow_provider_tutopanda.operators.producer import _run
     from airflow_provider_tutopanda.store import open_airflow_store
+    from producers.pipeline import steps
     from producers.pipeline.assembly import assemble as render
     from producers.pipeline.assembly import store_timeline
     from producers.pipeline.timeline import NarrationClip, Visual, build_timeline
@@ -277,7 +230,7 @@ def assemble(
         shown,
         clips,
         music_uri=music["uri"] if music else None,
-        pause=PAUSE_SECONDS,
+        pause=steps.PAUSE_SECONDS,
     )
     store = open_airflow_store(store_uri())
 

@@ -110,7 +110,7 @@ class MovieJobOperator(ProducerOperator):
         if role == "music":
             seconds = steps.total_seconds(
                 [float(n["seconds"]) for n in _by_index(self.narrations)],
-                movie_tasks.PAUSE_SECONDS,
+                steps.PAUSE_SECONDS,
             )
             title = movie_tasks.script_of(self.script).title
             return steps.music_job(options, topic, title, seconds)
@@ -120,7 +120,7 @@ class MovieJobOperator(ProducerOperator):
         index = int(self.image["index"])
         narration = _find(self.narrations, index)
         prompt = _find(self.prompts, index)["prompt"]
-        seconds = float(narration["seconds"]) + movie_tasks.PAUSE_SECONDS
+        seconds = float(narration["seconds"]) + steps.PAUSE_SECONDS
         return steps.video_job(options, prompt, self.image["uri"], seconds, index)
 
     # -- which job, what result ----------------------------------------------------------------

@@ -18,7 +18,7 @@ from producers.cli.retry import RetryPolicy
 from producers.cli.runner import CliJobRunner, JobEvents
 from producers.cli.values import error_line, parse_pairs
 from producers.clients import default_client_registry
-from producers.pipeline.cost import CostEstimate, estimate
+from producers.pipeline.cost import BudgetExceeded, CostEstimate, check_budget, estimate
 from producers.pipeline.flow import MovieOutcome, make_movie
 from producers.pipeline.options import ROLES, ProducerOptions, load_options
 from producers.pipeline.run_params import ROLE_KINDS, ROLE_NEEDS
@@ -57,17 +57,6 @@ class MovieSettings:
     refresh_roles: frozenset[str] = frozenset()
     quiet: bool = False
     size: tuple[int, int] = (1280, 720)
-
-
-class BudgetExceeded(Exception):
-    """The estimate is over the budget; nothing was paid."""
-
-    def __init__(self, cost: CostEstimate, budget: float) -> None:
-        super().__init__(
-            f"the estimated cost ${cost.total:,.4f} is over the budget ${budget:,.4f}; "
-            f"nothing was run\n{cost.describe()}"
-        )
-        self.cost = cost
 
 
 def _progress(console: Console, settings: MovieSettings) -> tuple[Progress, dict[str, Any]]:
@@ -157,8 +146,7 @@ async def run_movie(
         events=JobEvents(on_done=done, on_retry=retry, on_fail=fail),
     )
     cost = await estimate(settings.options, settings.topic, settings.segments, runner.prepare)
-    if settings.budget is not None and cost.total > settings.budget:
-        raise BudgetExceeded(cost, settings.budget)
+    check_budget(cost, settings.budget)
     try:
         with progress:
             outcome = await make_movie(

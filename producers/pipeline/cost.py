@@ -18,8 +18,11 @@ from producers.pipeline.steps import (
     script_job,
     video_job,
 )
+from producers.registry import ProviderRegistry
 from producers.sdk.definition import Prepared
 from producers.sdk.errors import InvalidInputError
+from producers.sdk.handler import HandlerDeps
+from producers.storage.memory import MemoryStore
 
 #: Typical sizes used to price jobs whose inputs do not exist yet.
 TYPICAL_NARRATION = " ".join(["word"] * 30)
@@ -49,6 +52,40 @@ class CostEstimate(BaseModel):
         lines += [f"  {role:<13} unknown price" for role in self.unknown]
         lines.append(f"  {'total':<13} ${self.total:,.4f}" + (" + unknown" if self.unknown else ""))
         return "\n".join(lines)
+
+
+class BudgetExceeded(Exception):
+    """The estimate is over the budget; nothing was paid."""
+
+    def __init__(self, cost: CostEstimate, budget: float) -> None:
+        super().__init__(
+            f"the estimated cost ${cost.total:,.4f} is over the budget ${budget:,.4f}; "
+            f"nothing was run\n{cost.describe()}"
+        )
+        self.cost = cost
+        self.budget = budget
+
+
+def check_budget(cost: CostEstimate, budget: float | None) -> None:
+    """Refuse a movie whose estimate is over ``budget`` (None: no limit), before anything runs.
+
+    Raises:
+        BudgetExceeded: the estimate is over the budget.
+    """
+    if budget is not None and cost.total > budget:
+        raise BudgetExceeded(cost, budget)
+
+
+def mock_prepare(registry: ProviderRegistry, *, environment: str = "local") -> PrepareFn:
+    """A ``prepare`` for :func:`estimate` that needs no key and no network: the mock handler
+    maps and validates the same payload as the live one (pricing needs nothing more)."""
+    deps = HandlerDeps(store=MemoryStore())
+
+    async def prepare(spec: JobSpec) -> Prepared:
+        request = spec.request(mode="mock", environment=environment)
+        return await registry.resolve(request.descriptor, "mock", deps).prepare(request)
+
+    return prepare
 
 
 async def estimate(

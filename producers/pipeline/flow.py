@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from producers.pipeline.options import ProducerOptions
 from producers.pipeline.steps import (
+    PAUSE_SECONDS,
     JobSpec,
     Script,
     image_job,
@@ -32,7 +33,6 @@ from producers.sdk.media import probe
 from producers.storage.base import ArtefactStore, StoredBlob
 
 RunJob = Callable[[JobSpec], Awaitable[ProducerResult]]
-PAUSE_SECONDS = 0.5
 
 
 class Skipped(Exception):

@@ -14,6 +14,8 @@ from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.jobs import Descriptor, JobRequest, Mode
 from producers.sdk.templates import render
 
+#: Seconds of silence after each narration.
+PAUSE_SECONDS = 0.5
 #: The music prompt's template when the options give none.
 DEFAULT_MUSIC_PROMPT = "Instrumental background music about {{ topic }}"
 

@@ -229,7 +229,7 @@ def test_daily_movie_takes_the_days_topic_and_a_rerun_reuses_everything(
 
 
 def test_topic_for_date_is_stable_and_prefers_a_dated_line(tmp_path: Path) -> None:
-    from airflow_provider_tutopanda.movie_tasks import topic_for_date
+    from producers.pipeline.topics import topic_for_date
 
     topics = tmp_path / "t.txt"
     topics.write_text("A\nB\nC\n2026-01-05: Dated\n")
