@@ -28,7 +28,7 @@ test: setup  ## Run the test suite (unit, integration, airflow), as CI does
 test-unit: setup  ## Run the fast unit tests only
 	$(BIN)/pytest -q tests/unit
 
-lint: setup  ## ruff (lint + format check) and mypy --strict on producers/
+lint: setup  ## ruff (lint + format check) and mypy --strict on producers/ and airflow_provider_tutopanda/
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -256,7 +256,7 @@ def manifest_run_id(dag_run_id: str) -> str:
 async def _write_manifest(store: Any, outputs: dict[str, Any]) -> None:
     from airflow.sdk import get_current_context
 
-    from airflow_provider_tutopanda.operators.producer import JOB_XCOM_KEY
+    from airflow_provider_tutopanda import JOB_XCOM_KEY
     from producers.pipeline.run_params import allowed_params
     from producers.storage.manifest import JobRecord, RunManifest
 

@@ -78,7 +78,7 @@ def existing_pools(dag_run: Any) -> frozenset[str] | None:
     from sqlalchemy import select
 
     with session.no_autoflush:  # the TIs being created must not be flushed from here
-        names = frozenset(session.scalars(select(Pool.pool)))
+        names = frozenset(str(name) for name in session.scalars(select(Pool.pool)) if name)
     _existing = (now, names)
     return names
 

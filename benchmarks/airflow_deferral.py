@@ -1,7 +1,7 @@
 """Deferral on a real Airflow: 40 image tasks on 2 worker slots, deferrable against inline.
 
 A real Airflow 3 (scheduler, dag-processor, triggerer, api-server; LocalExecutor with
-``parallelism`` = 2 slots; a fresh PostgreSQL database; ``airflow_provider_tutopanda.testing``)
+``parallelism`` = 2 slots; a fresh PostgreSQL database; ``tests/system/harness.py``)
 runs one DAG of ``--tasks`` ``ProducerOperator`` image tasks (``replicate:bytedance/seedream-4``,
 live) against the fake Replicate (in its own process) whose predictions take ``--seconds``.
 The pool is big (64 slots): only the executor's 2 slots limit the run.
@@ -38,8 +38,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from airflow_provider_tutopanda.testing import AirflowSystem, fresh_database, postgres_problem
 from benchmarks._support import FakeProcess, format_table, write_json
+from tests.system.harness import AirflowSystem, fresh_database, postgres_problem
 
 SLOTS = 2
 GOAL = 12.0

@@ -88,6 +88,11 @@ class ProducerHook(BaseHook):
     """
 
     provider: ClassVar[str]
+    conn_name_attr: ClassVar[str]
+    conn_type: ClassVar[str]
+    # A generic hook names these per instance (its provider's connection).
+    default_conn_name: str
+    hook_name: str
 
     def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)

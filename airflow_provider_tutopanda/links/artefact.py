@@ -10,8 +10,8 @@ from airflow.sdk import BaseOperatorLink
 from airflow_provider_tutopanda import JOB_XCOM_KEY
 
 if TYPE_CHECKING:
-    from airflow.models.taskinstancekey import TaskInstanceKey
     from airflow.sdk import BaseOperator
+    from airflow.sdk.types import TaskInstanceKey
 
 #: Where the UI plugin's app is mounted in the api-server.
 UI_PREFIX = "/tutopanda"

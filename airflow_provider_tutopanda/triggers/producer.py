@@ -47,7 +47,7 @@ class ProducerTrigger(BaseTrigger):
         policy: dict[str, Any] | None = None,
         finish: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's, untyped
         self.job = job
         self.handle = handle
         self.store = store
@@ -95,7 +95,9 @@ class ProducerTrigger(BaseTrigger):
             if self.finish is not None:
                 xcoms = await self._collect(job, handle, self.finish)
         except ProviderError as error:
-            yield TriggerEvent(JobEvent.failed(handle, error).model_dump(mode="json"))
+            yield TriggerEvent(  # type: ignore[no-untyped-call]  # Airflow's, untyped
+                JobEvent.failed(handle, error).model_dump(mode="json")
+            )
             return
         finally:
             await job.aclose()
@@ -103,7 +105,8 @@ class ProducerTrigger(BaseTrigger):
         if self.finish is not None:
             yield TaskSuccessEvent(xcoms=xcoms)
             return
-        yield TriggerEvent(JobEvent(status="done", handle=handle).model_dump(mode="json"))
+        done = JobEvent(status="done", handle=handle).model_dump(mode="json")
+        yield TriggerEvent(done)  # type: ignore[no-untyped-call]  # Airflow's, untyped
 
     @staticmethod
     async def _collect(job: Job, handle: JobHandle, finish: dict[str, Any]) -> dict[str, Any]:

@@ -132,7 +132,9 @@ class UI:
             return None
         return manifest
 
-    async def records_of(self, run: RunInfo, manifest: dict[str, Any] | None) -> list[dict]:
+    async def records_of(
+        self, run: RunInfo, manifest: dict[str, Any] | None
+    ) -> list[dict[str, Any]]:
         """The run's job records: the manifest's, else its tasks' XComs."""
         if manifest is not None:
             return [r for r in manifest.get("jobs") or [] if isinstance(r, dict)]
@@ -140,7 +142,9 @@ class UI:
 
     # -- rendering ------------------------------------------------------------------------
 
-    def page(self, request: Request, template: str, code: int = 200, **values: Any) -> HTMLResponse:
+    def page(
+        self, request: Request, template: str, *, code: int = 200, **values: Any
+    ) -> HTMLResponse:
         """A rendered page, with the app's and Airflow's base URLs."""
         base = str(request.scope.get("root_path", "")).rstrip("/")
         airflow_base = base[: -len(URL_PREFIX)] if base.endswith(URL_PREFIX) else ""
@@ -162,7 +166,9 @@ def create_app(ui: UI | None = None) -> FastAPI:
         detail = str(error.detail)
         if "text/html" in request.headers.get("accept", ""):
             login = ui.access.login_url() if error.status_code == 401 else None
-            return ui.page(request, "error.html", error.status_code, detail=detail, login=login)
+            return ui.page(
+                request, "error.html", code=error.status_code, detail=detail, login=login
+            )
         return JSONResponse({"detail": detail}, status_code=error.status_code)
 
     @app.get("/", response_class=HTMLResponse)
@@ -308,7 +314,7 @@ async def _serve(ui: UI, request: Request, uri: Any) -> Response:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "the blob is not in the store") from None
 
 
-async def _timeline(ui: UI, outputs: dict[str, Any], records: list[dict]) -> str | None:
+async def _timeline(ui: UI, outputs: dict[str, Any], records: list[dict[str, Any]]) -> str | None:
     blob = blob_uri_in(ui.store, outputs.get("timeline"))
     if blob is None:
         return None
@@ -322,7 +328,7 @@ async def _timeline(ui: UI, outputs: dict[str, Any], records: list[dict]) -> str
     return charts.timeline_svg(timeline, by_uri.get)
 
 
-def _cost_charts(rows: list[dict[str, Any]]) -> dict[str, str]:
+def _cost_charts(rows: list[dict[str, Any]]) -> dict[str, Any]:
     priced = [r for r in reversed(rows) if r["cost"] is not None]
     per_run = [
         charts.Bar(label=_day(r["run"].start_date, "%m-%d %H:%M"), value=r["cost"]) for r in priced

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
+from typing import Any
 
 _COLOURS = {"image": "#6aa2d8", "video": "#4f7fc0", "narration": "#7cc47f", "music": "#e0a84f"}
 
@@ -18,7 +19,9 @@ class Bar:
     href: str | None = None
 
 
-def timeline_svg(timeline: dict, key_of: Callable[[str], str | None], width: int = 960) -> str:
+def timeline_svg(
+    timeline: dict[str, Any], key_of: Callable[[str], str | None], width: int = 960
+) -> str:
     """The timeline (``producers.pipeline.timeline.Timeline`` as JSON) as three tracks:
     the visual of each segment, its narration, and the music under the whole movie."""
     segments = timeline.get("segments") or []

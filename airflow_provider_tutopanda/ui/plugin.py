@@ -10,7 +10,7 @@ every component, and only the api-server serves the app (built on its first requ
 from __future__ import annotations
 
 import threading
-from typing import Any, ClassVar
+from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
@@ -40,10 +40,11 @@ class TutopandaUIPlugin(AirflowPlugin):
     """Run gallery (DAG run tab), artefacts (task instance tab), runs and costs, catalogue."""
 
     name = "tutopanda_ui"
-    fastapi_apps: ClassVar[list[dict[str, Any]]] = [
+    # Airflow declares these as instance attributes of AirflowPlugin; set them as it does.
+    fastapi_apps = [  # noqa: RUF012
         {"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "tutopanda UI"}
     ]
-    external_views: ClassVar[list[dict[str, Any]]] = [
+    external_views = [  # noqa: RUF012
         {
             "name": "Movie gallery",
             "href": f"{URL_PREFIX}/dags/{{DAG_ID}}/runs/{{RUN_ID}}",

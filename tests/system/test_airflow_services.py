@@ -28,7 +28,6 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from airflow_provider_tutopanda.testing import AirflowSystem, fresh_database, postgres_problem
 from producers.testing.fakes import (
     FAKE_OPENAI_KEY,
     FAKE_TOKEN,
@@ -36,6 +35,7 @@ from producers.testing.fakes import (
     FakeReplicate,
     ca_path,
 )
+from tests.system.harness import AirflowSystem, fresh_database, postgres_problem
 
 pytestmark = pytest.mark.system
 

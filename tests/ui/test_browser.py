@@ -29,8 +29,8 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_tutopanda.testing import AirflowSystem, fresh_database, postgres_problem
 from producers.testing.fakes import FAKE_OPENAI_KEY, FAKE_TOKEN, FakeOpenAI, FakeReplicate, ca_path
+from tests.system.harness import AirflowSystem, fresh_database, postgres_problem
 
 pytestmark = pytest.mark.system
 
