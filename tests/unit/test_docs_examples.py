@@ -1,10 +1,16 @@
-"""The examples of docs/authoring.md run here, so the guide stays true."""
+"""The examples of docs/authoring.md run here, in-process, so the guide stays true.
+
+The guide's files also run as written outside the repository, and the example provider package
+(examples/tutopanda-acme) is installed and run through the CLI and Airflow, in
+tests/integration/test_plugin_package.py.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import io
-import json
+import re
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -15,18 +21,55 @@ from PIL import Image
 from producers.clients import default_client_registry
 from producers.registry import ProviderRegistry, builtin_definitions
 from producers.sdk import ErrorCode, ProviderError
-from producers.sdk.runtime import ClientRegistry
 from producers.testing import JobContext, assert_artefact, fake_secret_resolver, make_job_request
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "docs" / "examples"
+GUIDE = ROOT / "docs" / "authoring.md"
+ACME_SRC = ROOT / "examples" / "tutopanda-acme" / "src"
+BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 
-def load_example(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def guide_blocks() -> list[str]:
+    """The guide's Python blocks."""
+    return BLOCK.findall(GUIDE.read_text(encoding="utf-8"))
+
+
+def guide_files() -> dict[str, str]:
+    """The guide's files: the blocks whose first line is ``# file: NAME``."""
+    files = {}
+    for block in guide_blocks():
+        first, _, rest = block.partition("\n")
+        if first.startswith("# file: "):
+            files[first.removeprefix("# file: ").strip()] = rest
+    return files
+
+
+def load_source(name: str, source: str) -> ModuleType:
+    module = ModuleType(name)
+    exec(compile(source, f"docs/authoring.md:{name}", "exec"), module.__dict__)
     return module
+
+
+@pytest.fixture
+def acme_package(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """``tutopanda_acme`` imported from the example's sources (not installed here)."""
+    monkeypatch.syspath_prepend(str(ACME_SRC))
+    for name in [m for m in sys.modules if m.startswith("tutopanda_acme")]:
+        monkeypatch.delitem(sys.modules, name)
+    spec = importlib.util.find_spec("tutopanda_acme")
+    assert spec is not None and spec.origin is not None and spec.origin.startswith(str(ACME_SRC))
+    import tutopanda_acme
+
+    return tutopanda_acme
+
+
+def test_every_python_block_of_the_guide_is_a_file_or_says_it_is_a_fragment() -> None:
+    firsts = [block.partition("\n")[0] for block in guide_blocks()]
+    assert firsts and all(f.startswith(("# file: ", "# fragment: ")) for f in firsts), firsts
+    assert {"my_producer.py", "test_my_producer.py", "me_client.py", "dags/acme_pictures.py"} <= (
+        set(guide_files())
+    )
 
 
 async def test_adding_a_model_is_a_file(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -56,14 +99,36 @@ async def test_adding_a_model_is_a_file(monkeypatch: pytest.MonkeyPatch) -> None
     assert width / height == pytest.approx(768 / 448, rel=0.01)
 
 
-async def test_new_provider_runs_in_mock_mode_without_a_mock_of_its_own() -> None:
-    acme = load_example("acme_provider")
+async def test_the_guides_producer_runs_in_mock_mode() -> None:
+    module = load_source("my_producer", guide_files()["my_producer.py"])
     context = JobContext()
-    context.register(acme.ACME_IMAGES)
+    context.register(module.MY_PRODUCER)
+    request = make_job_request("me:text-1", config={"template": "Hi {{ prompt }}"})
+    result = await context.handler(request).run(request)
+    assert result.diagnostics.producer == "me.text"
+    assert result.diagnostics.payload == {"input": "Hi A red panda explaining volcanoes"}
+    assert result.artefacts[0].value and result.diagnostics.mocked
+
+
+@pytest.mark.parametrize(
+    ("environment", "producer", "queue"),
+    [("local", "acme.images", "interactive"), ("airflow", "acme.images.airflow", "batch")],
+    ids=["cli", "airflow"],
+)
+async def test_the_example_provider_in_mock_mode_without_a_mock_of_its_own(
+    acme_package: ModuleType, environment: str, producer: str, queue: str
+) -> None:
+    context = JobContext()
+    for definition in acme_package.PRODUCERS:
+        context.register(definition)
     request = make_job_request(
-        "acme:pixel-1", inputs={"prompt": "a kite", "count": 2, "aspect_ratio": "1:1"}
+        "acme:pixel-1",
+        inputs={"prompt": "a kite", "count": 2, "aspect_ratio": "1:1"},
+        environment=environment,
     )
     result = await context.handler(request).run(request)
+    assert result.diagnostics.producer == producer
+    assert result.diagnostics.payload["queue"] == queue
     assert len(result.artefacts) == 2
     for artefact in result.artefacts:
         await assert_artefact(
@@ -71,107 +136,38 @@ async def test_new_provider_runs_in_mock_mode_without_a_mock_of_its_own() -> Non
         )
 
 
-def fake_acme(
-    calls: list[str],
-    *,
-    rate_limited: bool = False,
-    output: str = "https://files.acme.test/j1/0.png",
-) -> httpx.MockTransport:
-    png = io.BytesIO()
-    Image.new("RGB", (8, 8), "teal").save(png, format="PNG")
-
+def fake_acme(calls: list[str], output: str) -> httpx.MockTransport:
     def handle(request: httpx.Request) -> httpx.Response:
         calls.append(f"{request.method} {request.url.path}")
-        if request.url.host == "files.acme.test":  # outputs: fetched without the token
-            assert "authorization" not in request.headers
-            return httpx.Response(200, content=png.getvalue())
-        assert request.headers["authorization"] == "Bearer acme-secret-token-1"
-        if rate_limited:
-            return httpx.Response(429, headers={"retry-after": "12"}, json={"message": "slow down"})
         if request.url.path == "/v1/models/pixel-1/jobs":
-            body = json.loads(request.content)
-            assert body == {"text": "a kite", "n": 1}
             return httpx.Response(201, json={"id": "j1", "state": "queued"})
         if request.url.path == "/v1/jobs/j1":
-            return httpx.Response(
-                200,
-                json={"id": "j1", "state": "done", "files": [output]},
-            )
+            return httpx.Response(200, json={"id": "j1", "state": "done", "files": [output]})
         return httpx.Response(404, json={"message": "no such route"})
 
     return httpx.MockTransport(handle)
 
 
-def live_context(acme: ModuleType) -> JobContext:
-    clients: ClientRegistry = default_client_registry()
-    clients.register("acme", "live", acme.acme_live_client)
-    context = JobContext(
-        clients=clients, secrets=fake_secret_resolver({"ACME_TOKEN": "acme-secret-token-1"})
-    )
-    context.register(acme.ACME_IMAGES)
-    return context
-
-
-async def test_new_provider_live_path_is_the_same_code_with_a_real_transport() -> None:
-    acme = load_example("acme_provider")
-    calls: list[str] = []
-    context = live_context(acme)
-    request = make_job_request("acme:pixel-1", mode="live", inputs={"prompt": "a kite"})
-    handler = context.registry.resolve(request.descriptor, "live", context.deps())
-    handler.deps.client_options = {
-        "acme": {"base_url": "https://acme.test/v1", "transport": fake_acme(calls)}
-    }
-    result = await handler.run(request)
-    (artefact,) = result.artefacts
-    assert artefact.mime_type == "image/png"
-    assert artefact.diagnostics.mocked is False
-    assert calls == [
-        "POST /v1/models/pixel-1/jobs",
-        "GET /v1/jobs/j1",
-        "GET /v1/jobs/j1",
-        "GET /j1/0.png",
-    ]
-
-
-async def test_new_provider_downloads_outputs_only_from_its_own_hosts() -> None:
+async def test_the_example_provider_downloads_outputs_only_from_its_own_hosts(
+    acme_package: ModuleType,
+) -> None:
     """The example teaches the safe pattern: an output URL naming another host (here a
     cloud metadata address) is refused before any connection, and nothing is stored."""
-    acme = load_example("acme_provider")
+    clients = default_client_registry()
+    clients.register("acme", "live", acme_package.ACME_CLIENT.build)
+    context = JobContext(
+        clients=clients, secrets=fake_secret_resolver({"ACME_API_KEY": "acme-secret-key-1"})
+    )
+    context.register(acme_package.ACME_IMAGES)
     calls: list[str] = []
-    context = live_context(acme)
     request = make_job_request("acme:pixel-1", mode="live", inputs={"prompt": "a kite"})
-    handler = context.registry.resolve(request.descriptor, "live", context.deps())
+    handler = context.handler(request)
     handler.deps.client_options = {
-        "acme": {
-            "base_url": "https://acme.test/v1",
-            "transport": fake_acme(calls, output="https://169.254.169.254/latest/meta-data"),
-        }
+        "acme": {"transport": fake_acme(calls, "https://169.254.169.254/latest/meta-data")}
     }
     with pytest.raises(ProviderError) as caught:
         await handler.run(request)
     assert caught.value.code is ErrorCode.MALFORMED_OUTPUT and not caught.value.retryable
-    assert "169.254.169.254" in str(caught.value)
+    assert "169.254.169.254" in str(caught.value) and "acme-secret-key-1" not in str(caught.value)
+    assert calls[0] == "POST /v1/models/pixel-1/jobs"  # the spec's default base URL
     assert not any("meta-data" in call for call in calls)  # never contacted
-
-
-async def test_new_provider_errors_map_to_provider_error() -> None:
-    acme = load_example("acme_provider")
-    calls: list[str] = []
-    context = live_context(acme)
-    request = make_job_request("acme:pixel-1", mode="live", inputs={"prompt": "a kite"})
-    handler = context.registry.resolve(request.descriptor, "live", context.deps())
-    handler.deps.client_options = {
-        "acme": {
-            "base_url": "https://acme.test/v1",
-            "transport": fake_acme(calls, rate_limited=True),
-        }
-    }
-    with pytest.raises(ProviderError) as caught:
-        await handler.run(request)
-    assert (caught.value.code, caught.value.retryable, caught.value.retry_after) == (
-        ErrorCode.RATE_LIMITED,
-        True,
-        12.0,
-    )
-    assert calls == ["POST /v1/models/pixel-1/jobs"]  # the SDK never retries by itself
-    assert "acme-secret-token-1" not in str(caught.value)
