@@ -4,8 +4,9 @@ A fresh virtual environment sees this project's environment (tutopanda, Airflow)
 ``.pth`` file; the example package is built and installed into it with ``uv pip install
 --no-deps --no-build-isolation --offline`` (no network). Everything then runs in that
 environment's interpreter, in a folder outside this repository: the package's own tests on
-the shipped pytest plugin, docs/authoring.md's files as written, ``tutopanda models list`` and
-``tutopanda produce`` (mock, and live against a local Acme), and a user's DAG with
+the shipped pytest plugin, docs/authoring.md's files as written, ``tutopanda models list``,
+the DAGs' model params check and the UI catalogue, ``tutopanda produce`` (mock, and live
+against a local Acme), and a user's DAG with
 ``ProducerOperator`` through ``dag.test()`` (mock, and live through the generic ``tutopanda``
 connection), where the producer declared for the ``airflow`` environment is the one chosen.
 """
@@ -214,6 +215,32 @@ def test_the_package_is_listed_in_the_catalogue(acme_env: AcmeEnv) -> None:
     show = acme_env.cli("models", "show", "acme:pixel-1")
     assert show.returncode == 0 and "style" in show.stdout and "watercolour" in show.stdout
     acme_env.timings["models list/show"] = time.perf_counter() - started
+
+
+CHECK_PARAMS = """\
+import json
+from producers.pipeline.options import load_options
+from producers.pipeline.run_params import RefusedParam, check_role_models, run_overrides
+from producers.registry import default_registry
+from airflow_provider_tutopanda.ui.catalogue import catalogue
+
+models = default_registry().models()
+check_role_models(load_options(overrides=run_overrides({"image_model": "acme:pixel-1"})), models)
+try:
+    options = load_options(overrides=run_overrides({"narration_model": "acme:pixel-1"}))
+    check_role_models(options, models)
+    refused = None
+except RefusedParam as exc:
+    refused = str(exc)
+rows = [row.model_id for row in catalogue("text-to-image", [])]
+print(json.dumps({"refused": refused, "ui": rows}))
+"""
+
+
+def test_the_dags_model_params_and_the_ui_catalogue_see_the_package(acme_env: AcmeEnv) -> None:
+    result = _json(acme_env.run("-c", CHECK_PARAMS))
+    assert "acme:pixel-1" in result["refused"] and "text-to-image" in result["refused"]
+    assert {"acme:pixel-1", "acme:pixel-2", "replicate:acme/pixel-lite"} <= set(result["ui"])
 
 
 def test_produce_in_mock_mode(acme_env: AcmeEnv) -> None:
