@@ -151,3 +151,48 @@ def test_a_task_in_a_missing_provider_pool_still_runs_in_the_default_pool(
     )
     policy.forget_pools()
     assert _run(airflow_home, "tutopanda_real") == ("success", "tutopanda_real")
+
+
+MAPPED_DAG = """\
+import pendulum
+from airflow.sdk import DAG, task
+
+with DAG({dag_id!r}, schedule=None, start_date=pendulum.datetime(2025, 1, 1)) as dag:
+
+    @task
+    def items():
+        return [1, 2, 3]
+
+    @task(pool="tutopanda_ghost_mapped")
+    def job(x):
+        return x
+
+    job.expand(x=items())
+"""
+
+
+def test_mapped_task_instances_of_a_missing_provider_pool_run_in_the_default_pool(
+    airflow_db: Path, airflow_home: Path
+) -> None:
+    """Task instances made when a mapped task expands go through the policy too."""
+    from airflow.utils.session import create_session
+
+    from airflow_provider_tutopanda import policy
+
+    policy.forget_pools()
+    dag_id = f"tp_pool_mapped_{time.monotonic_ns()}"
+    path = airflow_home / "dags" / f"{dag_id}.py"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(MAPPED_DAG.format(dag_id=dag_id))
+    spec = importlib.util.spec_from_file_location(dag_id, path)
+    assert spec is not None and spec.loader is not None
+    module: Any = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dag_run = module.dag.test()
+    with create_session() as session:
+        jobs = [
+            (ti.map_index, ti.pool, str(ti.state))
+            for ti in dag_run.get_task_instances(session=session)
+            if ti.task_id == "job"
+        ]
+    assert sorted(jobs) == [(i, "default_pool", "success") for i in range(3)]
