@@ -32,6 +32,7 @@ POOL_PREFIX = "tutopanda_"
 DEFAULT_SLOTS = 4
 #: The command that creates the pools (named in warnings).
 POOLS_COMMAND = "python -m airflow_provider_tutopanda.pools"
+#: ``producers.sdk.definition.PROVIDER_PATTERN`` (DAG files import this module: no SDK here).
 _PROVIDER = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 

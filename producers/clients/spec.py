@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from producers.sdk.definition import PROVIDER_PATTERN
 from producers.sdk.runtime import ClientContext, ClientFactory
 
-#: A provider name: what comes before the colon of a model id, and the suffix of its pool.
-PROVIDER_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 #: A secret's or a variable's name, as an environment variable is spelled.
 ENV_NAME_PATTERN = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -11,6 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from producers.sdk.jobs import Domain, JobHandle, JobStatus, Kind
 from producers.sdk.jobs import Prepared as Prepared  # authors import it from here too
+
+#: A provider name: what comes before the colon of a model id, and the suffix of the
+#: provider's Airflow pool (``tutopanda_<provider>``).
+PROVIDER_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 if TYPE_CHECKING:
     from producers.sdk.artefacts import Artefact
@@ -161,6 +166,11 @@ def define_producer(
         )
     if not models:
         raise ValueError(f"producer {name!r}: models must name at least one model or pattern")
+    if not PROVIDER_PATTERN.match(provider.lower()):
+        raise ValueError(
+            f"producer {name!r}: provider {provider!r} must be letters, digits, '-' or '_' "
+            "(it names the provider in model ids and its Airflow pool)"
+        )
     if domain is None:
         if isinstance(kind, Kind):
             domain = kind.domain

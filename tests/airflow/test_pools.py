@@ -38,6 +38,13 @@ def test_a_pool_name_is_refused_for_what_is_not_a_provider(provider: str) -> Non
         pool_for(provider)
 
 
+def test_pool_names_follow_the_sdks_provider_names() -> None:
+    from airflow_provider_tutopanda import pools
+    from producers.sdk.definition import PROVIDER_PATTERN
+
+    assert pools._PROVIDER.pattern == PROVIDER_PATTERN.pattern
+
+
 def test_the_plan_sizes_built_ins_from_the_file_and_plugins_by_default(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -327,6 +327,19 @@ def test_a_client_spec_is_checked_when_defined(fields: dict[str, object], proble
         ClientSpec(**arguments)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("provider", ["a b", "acme:x", "-acme", "ac.me", ""], ids=repr)
+def test_a_producer_for_what_is_not_a_provider_name_is_refused(provider: str) -> None:
+    with pytest.raises(ValueError, match="letters, digits"):
+        _text_producer_for(provider)
+
+
+def _text_producer_for(provider: str) -> object:
+    async def invoke(rt: ProducerRuntime) -> Sequence[Artefact]:
+        return []
+
+    return define_producer(name="x", provider=provider, models=["*"], kind=Kind.TEXT, invoke=invoke)
+
+
 def test_the_built_in_specs_are_the_one_place_for_their_names() -> None:
     from producers.clients import replicate
 
