@@ -41,6 +41,25 @@ class MediaHints(BaseModel):
     with_audio: bool = False
 
 
+def estimate_speech_seconds(text: str, words_per_minute: float = 150) -> float:
+    """Estimate how long a text-to-speech reading of ``text`` lasts.
+
+    Args:
+        text: The text to be spoken.
+        words_per_minute: Speaking rate; 150 is a typical narration pace.
+
+    Returns:
+        ``words * 60 / words_per_minute`` seconds, rounded to milliseconds, at least 1.0.
+
+    Raises:
+        ValueError: If ``words_per_minute`` is not positive.
+    """
+    if not words_per_minute > 0:
+        raise ValueError(f"words_per_minute must be positive, got {words_per_minute}")
+    words = len(text.split())
+    return max(1.0, round(words * 60 / words_per_minute, 3))
+
+
 class MediaJob(BaseModel):
     """A provider-side job (a Replicate prediction), normalised."""
 

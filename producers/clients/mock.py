@@ -15,8 +15,6 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from producers.clients.base import MediaHints, MediaJob, TextRequest, TextResult
-from producers.clients.mock_json import instance_for, text_for
-from producers.clients.mock_media import render_audio, render_image, render_video
 from producers.sdk.errors import ErrorCode, ProviderError
 from producers.storage.base import CHUNK_SIZE
 
@@ -62,6 +60,9 @@ def media_format(hints: MediaHints) -> str:
 
 def render(hints: MediaHints, index: int) -> bytes:
     """The bytes of output ``index`` for ``hints`` (deterministic)."""
+    # Imported here: a process that only submits (an Airflow task deferring) never renders.
+    from producers.clients.mock_media import render_audio, render_image, render_video
+
     fmt = media_format(hints)
     if hints.media == "image":
         return render_image(
@@ -147,6 +148,8 @@ class MockClient:
     async def generate(self, request: TextRequest) -> TextResult:
         """Answer with schema-valid JSON (structured output) or plain text."""
         self.requests.append("generate")
+        from producers.clients.mock_json import instance_for, text_for
+
         if request.json_schema is not None:
             try:
                 value = instance_for(request.json_schema, seed_text=request.input)

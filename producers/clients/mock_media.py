@@ -26,6 +26,8 @@ from fractions import Fraction
 import av
 from PIL import Image, ImageDraw, ImageFont
 
+from producers.clients.base import estimate_speech_seconds
+
 __all__ = [
     "aspect_size",
     "estimate_speech_seconds",
@@ -576,22 +578,3 @@ def _write_video(
             for chunk in audio_frames:
                 container.mux(audio.encode(chunk))
             container.mux(audio.encode(None))
-
-
-def estimate_speech_seconds(text: str, words_per_minute: float = 150) -> float:
-    """Estimate how long a text-to-speech reading of ``text`` lasts.
-
-    Args:
-        text: The text to be spoken.
-        words_per_minute: Speaking rate; 150 is a typical narration pace.
-
-    Returns:
-        ``words * 60 / words_per_minute`` seconds, rounded to milliseconds, at least 1.0.
-
-    Raises:
-        ValueError: If ``words_per_minute`` is not positive.
-    """
-    if not words_per_minute > 0:
-        raise ValueError(f"words_per_minute must be positive, got {words_per_minute}")
-    words = len(text.split())
-    return max(1.0, round(words * 60 / words_per_minute, 3))

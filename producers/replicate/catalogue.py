@@ -7,8 +7,13 @@ import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-from producers.replicate.declaration import ModelDeclaration, load_declaration
+from producers.replicate.declaration import (
+    ModelDeclaration,
+    parse_declaration,
+    read_declaration_data,
+)
 from producers.sdk.errors import DeclarationError
 
 BUILTIN_DIR = Path(__file__).parent / "models"
@@ -47,23 +52,32 @@ def search_path(extra: Iterable[str | Path] = ()) -> list[Path]:
 
 
 class Catalogue:
-    """Model declarations by model name (``owner/name``)."""
+    """Model declarations by model name (``owner/name``).
+
+    Loading reads and parses every declaration file but validates a declaration (its
+    schema checks are the costly part) only when it is first asked for: a task that runs one
+    model validates one declaration. Listing every declaration validates them all.
+    """
 
     def __init__(self, declarations: Iterable[ModelDeclaration] = ()) -> None:
         self._by_model: dict[str, ModelDeclaration] = {}
+        #: Read but not yet validated: model -> (file, parsed JSON, plugin or None).
+        self._pending: dict[str, tuple[Path, Any, str | None]] = {}
         self.sources: dict[str, Path] = {}
         for declaration in declarations:
             self._by_model[declaration.model] = declaration
 
     @classmethod
     def load(cls, folders: Iterable[str | Path] | None = None) -> Catalogue:
-        """Load every ``*.json`` under the folders (default: :func:`search_path`).
+        """Read every ``*.json`` under the folders (default: :func:`search_path`); later
+        folders override earlier ones.
 
-        A missing extra folder or a malformed file raises :class:`DeclarationError`
-        naming it: a catalogue with silently missing models would be worse. The one
-        exception is a plugin's folder (``tutopanda.models``): its malformed file is
-        skipped with one warning naming the file and the package, so a broken package
-        never takes the other models down.
+        A missing extra folder or an unreadable file raises :class:`DeclarationError`
+        naming it, and so does a malformed declaration when it is validated (on first use,
+        or at once when listing): a catalogue with silently missing models would be worse.
+        The one exception is a plugin's folder (``tutopanda.models``): its malformed file is
+        skipped with one warning naming the file and the package, so a broken package never
+        takes the other models down.
         """
         catalogue = cls()
         plugins = plugin_folders() if folders is None else {}
@@ -73,28 +87,50 @@ class Catalogue:
                 raise DeclarationError(
                     f"model declaration folder {folder} {problem} (check {MODELS_PATH_ENV})"
                 )
+            plugin = plugins.get(folder)
             for path in sorted(folder.rglob("*.json")):
                 try:
-                    declaration = load_declaration(path)
+                    data = read_declaration_data(path)
+                    model = data.get("model") if isinstance(data, dict) else None
+                    if not isinstance(model, str):  # malformed: say what is wrong at once
+                        parse_declaration(data, source=path)
+                        raise DeclarationError(f"malformed model declaration {path}: no model")
                 except DeclarationError as exc:
-                    if folder not in plugins:
+                    if plugin is None:
                         raise
-                    log.warning("tutopanda plugin: %s: skipped %s", plugins[folder], exc)
+                    log.warning("tutopanda plugin: %s: skipped %s", plugin, exc)
                     continue
-                catalogue._by_model[declaration.model] = declaration
-                catalogue.sources[declaration.model] = path
+                catalogue._by_model.pop(model, None)
+                catalogue._pending[model] = (path, data, plugin)
+                catalogue.sources[model] = path
         return catalogue
 
     def get(self, model: str) -> ModelDeclaration | None:
-        """The declaration of ``owner/name``, or None."""
+        """The declaration of ``owner/name`` (validated on first use), or None.
+
+        Raises:
+            DeclarationError: its file is not a valid declaration.
+        """
+        pending = self._pending.pop(model, None)
+        if pending is not None:
+            path, data, plugin = pending
+            try:
+                self._by_model[model] = parse_declaration(data, source=path)
+            except DeclarationError as exc:
+                if plugin is None:
+                    raise
+                log.warning("tutopanda plugin: %s: skipped %s", plugin, exc)
+                self.sources.pop(model, None)
+                return None
         return self._by_model.get(model)
 
     def models(self) -> list[str]:
-        """Declared model names, sorted."""
-        return sorted(self._by_model)
+        """Declared model names, sorted (nothing validated)."""
+        return sorted({*self._by_model, *self._pending})
 
     def __iter__(self) -> Iterator[ModelDeclaration]:
-        return iter(self._by_model[m] for m in self.models())
+        found = (self.get(model) for model in self.models())
+        return iter([declaration for declaration in found if declaration is not None])
 
     def __len__(self) -> int:
-        return len(self._by_model)
+        return len(self.models())

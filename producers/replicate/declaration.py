@@ -226,14 +226,19 @@ def load_declaration(
             one over ``max_bytes``, not UTF-8, nested too deeply, not valid JSON, or not a
             valid declaration (each field that is wrong).
     """
-    data = read_document(
+    return parse_declaration(read_declaration_data(path, max_bytes=max_bytes), source=path)
+
+
+def read_declaration_data(path: Path | str, *, max_bytes: int = DECLARATION_MAX_BYTES) -> Any:
+    """A declaration file's JSON, read and parsed but not yet validated (see
+    :func:`load_declaration` for what is refused here)."""
+    return read_document(
         path,
         what="model declaration",
         max_bytes=max_bytes,
         formats=("json",),
         error=DeclarationError,
     )
-    return parse_declaration(data, source=path)
 
 
 def dump_declaration(declaration: ModelDeclaration) -> str:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from producers.clients.base import MediaHints
-from producers.clients.mock_media import estimate_speech_seconds
+from producers.clients.base import MediaHints, estimate_speech_seconds
 from producers.replicate.declaration import ModelDeclaration
 from producers.replicate.mapping import effective_input, prompt_of
 from producers.sdk.jobs import Kind

@@ -14,9 +14,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import av
-from PIL import Image, UnidentifiedImageError
-
 __all__ = ["MediaInfo", "probe", "sniff_mime"]
 
 #: How many leading bytes ``sniff_mime`` looks at; pass at least this many.
@@ -24,6 +21,8 @@ SNIFF_BYTES = 64
 
 _MPEG_AUDIO_LAYERS = {0b01, 0b10, 0b11}  # Layer III, II, I; 0b00 is reserved (ADTS uses it)
 _TEXT_CONTROL_OK = frozenset(b"\t\n\r\f\x1b")
+#: PyAV's ``av.time_base`` (FFmpeg's AV_TIME_BASE): container durations are in microseconds.
+_AV_TIME_BASE = 1_000_000
 _WAV_CODECS = {1: "pcm_u8", 2: "pcm_s16le", 3: "pcm_s24le", 4: "pcm_s32le"}
 
 
@@ -191,6 +190,9 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
 
 def _probe_image(path: str, mime: str) -> MediaInfo:
     """Decode an image with Pillow and report its size and frame count."""
+    # Imported here: sniffing (every artefact) must not pay for the decoders.
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(path) as image:
             image.load()
@@ -250,6 +252,8 @@ def _codec_name(stream: Any) -> str:
 
 def _probe_av(path: str, mime: str | None) -> MediaInfo:
     """Demux and partly decode an audio or video file with PyAV."""
+    import av
+
     try:
         with av.open(path) as container:
             return _inspect_container(container, path, mime)
@@ -275,7 +279,7 @@ def _inspect_container(container: Any, path: str, mime: str | None) -> MediaInfo
     ]
     duration: float | None = None
     if container.duration is not None and container.duration > 0:
-        duration = float(Fraction(container.duration, av.time_base))
+        duration = float(Fraction(container.duration, _AV_TIME_BASE))
     elif durations:
         duration = max(durations)
 

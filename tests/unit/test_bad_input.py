@@ -240,9 +240,34 @@ def test_malformed_declaration_file(tmp_path: Path, text: str, words: list[str])
     folder.mkdir(parents=True)
     path = folder / "x.json"
     path.write_text(text)
+    # Validated when listed (or when the model is first asked for): never silently missing.
     with pytest.raises(DeclarationError) as caught:
-        Catalogue.load([tmp_path / "models"])
+        list(Catalogue.load([tmp_path / "models"]))
     message = str(caught.value)
     assert str(path) in message
     for word in words:
         assert word in message, f"{word!r} not in {message!r}"
+
+
+def test_a_catalogue_validates_a_declaration_when_it_is_first_used(tmp_path: Path) -> None:
+    """A task that runs one model validates one declaration; a bad one fails where it is used
+    (and in every listing), naming its file."""
+    folder = tmp_path / "models"
+    (folder / "acme").mkdir(parents=True)
+    good = json.loads(
+        (
+            Path(__file__).resolve().parents[2]
+            / "producers/replicate/models/bytedance/seedream-4.json"
+        ).read_text()
+    )
+    good["model"] = "acme/good"
+    (folder / "acme" / "good.json").write_text(json.dumps(good))
+    (folder / "acme" / "bad.json").write_text(
+        json.dumps({**good, "model": "acme/bad", "kind": "x"})
+    )
+    catalogue = Catalogue.load([folder])
+    assert catalogue.models() == ["acme/bad", "acme/good"]
+    good_declaration = catalogue.get("acme/good")
+    assert good_declaration is not None and good_declaration.model == "acme/good"
+    with pytest.raises(DeclarationError, match=r"bad\.json"):
+        catalogue.get("acme/bad")

@@ -372,7 +372,7 @@ def test_a_bad_declaration_file_is_one_line(tmp_path: Path, data: bytes, words: 
     path = tmp_path / "acme" / "pic.json"
     path.parent.mkdir()
     path.write_bytes(data)
-    for load in (lambda: load_declaration(path), lambda: Catalogue.load([tmp_path])):
+    for load in (lambda: load_declaration(path), lambda: list(Catalogue.load([tmp_path]))):
         with pytest.raises(DeclarationError) as caught:
             load()
         message = str(caught.value)
