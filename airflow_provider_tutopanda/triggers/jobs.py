@@ -12,6 +12,8 @@ The job's life itself (prepare, reuse, resume or submit, wait, collect, remember
 
 from __future__ import annotations
 
+import threading
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
@@ -23,31 +25,96 @@ from producers.sdk.jobs import JobHandle, JobRequest
 from producers.sdk.lifecycle import WaitPolicy
 from producers.sdk.runtime import close_clients
 from producers.sdk.secrets import StaticSecretResolver
+from producers.storage.base import ArtefactStore
 
 
-def job_handler(request: JobRequest, store: str, conn_id: str | None) -> ProducerHandler:
+@dataclass
+class _Shared:
+    """A live client (and its hook) shared by the triggers of one triggerer process."""
+
+    hook: Any
+    client: Any
+    users: int = 0
+
+
+#: Clients every trigger of this process shares, by (provider, connection): one connection
+#: pool and one set of settings per provider, not one per waiting job (a triggerer holds
+#: hundreds). Only triggers share: they all run on the triggerer's one event loop.
+_SHARED: dict[tuple[str, str | None], _Shared] = {}
+_LOCK = threading.Lock()
+#: Stores by URI, shared the same way (an S3 store holds a boto3 client).
+_STORES: dict[str, ArtefactStore] = {}
+
+
+def job_handler(
+    request: JobRequest, store: str, conn_id: str | None, *, shared: bool = False
+) -> ProducerHandler:
     """The SDK handler of ``request``: live mode takes the secret, the client options and the
     client itself from the provider's hook (its Airflow connection), built once; mock mode
-    needs no secret at all. Close it with :func:`close_handler`."""
+    needs no secret at all. ``shared`` (triggers): the client and the store are the process's
+    shared ones. Close it with :func:`close_handler`."""
     from airflow_provider_tutopanda.store import open_airflow_store
 
     provider = request.descriptor.provider
-    deps = HandlerDeps(store=open_airflow_store(store), shared_clients={})
+    if shared:
+        opened = _STORES.get(store)
+        if opened is None:
+            opened = _STORES[store] = open_airflow_store(store)
+    else:
+        opened = open_airflow_store(store)
+    deps = HandlerDeps(store=opened, shared_clients={})
     if request.mode == "live":
-        from airflow_provider_tutopanda.hooks import hook_for
+        if shared:
+            entry = _acquire(provider, conn_id)
+            hook, client = entry.hook, entry.client
+        else:
+            from airflow_provider_tutopanda.hooks import hook_for
 
-        hook = hook_for(provider, conn_id=conn_id)
+            hook = hook_for(provider, conn_id=conn_id)
+            client = hook.client
         deps.secrets = hook.secret_resolver()
         deps.client_options = {provider: dict(hook.client_options())}
-        deps.shared_clients = {provider: hook.client}
+        deps.shared_clients = {provider: client}
+        if shared:
+            _OWNERS[id(deps)] = (provider, conn_id)
     else:
         deps.secrets = StaticSecretResolver({})
     return default_registry().resolve(request.descriptor, request.mode, deps)
 
 
+#: Handlers whose client is a shared one: id(deps) -> its key in :data:`_SHARED`.
+_OWNERS: dict[int, tuple[str, str | None]] = {}
+
+
+def _acquire(provider: str, conn_id: str | None) -> _Shared:
+    from airflow_provider_tutopanda.hooks import hook_for
+
+    key = (provider, conn_id)
+    with _LOCK:  # acquired off the event loop (sync_to_async), released on it
+        entry = _SHARED.get(key)
+        if entry is None:
+            hook = hook_for(provider, conn_id=conn_id)
+            entry = _SHARED[key] = _Shared(hook=hook, client=hook.client)
+        entry.users += 1
+        return entry
+
+
 async def close_handler(handler: ProducerHandler) -> None:
-    """Close the clients :func:`job_handler` built."""
-    await close_clients(handler.deps.shared_clients or {})
+    """Close the clients :func:`job_handler` built; a shared client is closed when its last
+    trigger is done (the next one builds it again, reading the connection anew)."""
+    key = _OWNERS.pop(id(handler.deps), None)
+    if key is None:
+        await close_clients(handler.deps.shared_clients or {})
+        return
+    with _LOCK:
+        entry = _SHARED.get(key)
+        if entry is None:
+            return
+        entry.users -= 1
+        if entry.users > 0:
+            return
+        del _SHARED[key]
+    await close_clients({key[0]: entry.client})
 
 
 def wait_policy(

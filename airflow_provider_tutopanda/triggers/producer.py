@@ -81,7 +81,7 @@ class ProducerTrigger(BaseTrigger):
         handle = JobHandle.model_validate(self.handle)
         # the hook reads its connection through a sync API: keep it off the event loop
         handler: ProducerHandler = await sync_to_async(job_handler)(
-            request, self.store, self.conn_id
+            request, self.store, self.conn_id, shared=True
         )
         return Job(handler, request, policy=WaitPolicy(**self.policy)), handle
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -130,6 +131,8 @@ def error_from_exception(exc: BaseException, *, retry_after: float | None = None
 #: Statuses our transport turns into errors before replicate-python's RetryTransport sees them.
 _SURFACED_STATUSES = frozenset({429, 500, 502, 503, 504})
 API_TIMEOUT = httpx.Timeout(30.0, connect=5.0, pool=10.0)
+#: API requests one client sends at once (more wait their turn, in order).
+MAX_IN_FLIGHT = 16
 DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0, pool=10.0)
 
 
@@ -149,10 +152,15 @@ class SurfacingTransport(httpx.AsyncBaseTransport):
     """
 
     def __init__(
-        self, inner: httpx.AsyncBaseTransport | None = None, *, timeout: httpx.Timeout = API_TIMEOUT
+        self,
+        inner: httpx.AsyncBaseTransport | None = None,
+        *,
+        timeout: httpx.Timeout = API_TIMEOUT,
+        max_in_flight: int = MAX_IN_FLIGHT,
     ) -> None:
         self._inner = inner or httpx.AsyncHTTPTransport(verify=ssl_context())
         self._timeout = timeout.as_dict()
+        self._in_flight = asyncio.Semaphore(max_in_flight)
         self.requests = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -161,7 +169,10 @@ class SurfacingTransport(httpx.AsyncBaseTransport):
         current = request.extensions.get("timeout") or {}
         if all(value is None for value in current.values()):
             request.extensions["timeout"] = dict(self._timeout)
-        response = await self._inner.handle_async_request(request)
+        # One client may serve hundreds of waiting jobs (an Airflow triggerer): requests wait
+        # their turn here, not in httpcore's pool, whose queue costs grow with its square.
+        async with self._in_flight:
+            response = await self._inner.handle_async_request(request)
         if response.status_code not in _SURFACED_STATUSES:
             return response
         try:

@@ -25,6 +25,7 @@ operator (on a worker) and its trigger (in the triggerer). Each adds only what i
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -63,6 +64,12 @@ _OVER = frozenset({ErrorCode.MODEL_FAILED, ErrorCode.CANCELED, ErrorCode.NOT_FOU
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
+
+
+def _spread(job_id: str, polls: int) -> float:
+    """A number in [0, 1) fixed by the job and the poll (no randomness in tests or reruns)."""
+    digest = hashlib.blake2b(f"{job_id}:{polls}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big") / 2**32
 
 
 @dataclass(frozen=True)
@@ -361,7 +368,10 @@ class Job:
             return 0.0
         if self.policy.poll_interval is not None:
             return self.policy.poll_interval
-        return float(min(self.handler.definition.poll_interval, FIRST_POLL_DELAY * 1.5**polls))
+        delay = min(self.handler.definition.poll_interval, FIRST_POLL_DELAY * 1.5**polls)
+        # Spread jobs started together (a movie's, a backfill's) over +-20%, the same way on
+        # every run of a job: their polls must not all land on the provider at once.
+        return float(delay * (0.8 + 0.4 * _spread(self.request.job_id, polls)))
 
     def _after_failed_poll(
         self, error: ProviderError, handle: JobHandle, polls: int, failures: int

@@ -127,9 +127,30 @@ async def test_polls_start_short_and_grow_to_the_producers_interval() -> None:
     outcome = await run(provider)
     assert outcome.result.artefacts[0].value == "made by p-1"
     sleeps = [float(c.split()[1]) for c in provider.calls if c.startswith("sleep")]
-    assert sleeps[0] == 0.25
-    assert sleeps == sorted(sleeps) and max(sleeps) <= 8.0
+    # 0.25 s growing by half each time, each spread by +-20% (fixed per job and poll)
+    for polls, slept in enumerate(sleeps):
+        base = min(8.0, 0.25 * 1.5**polls)
+        assert 0.8 * base <= slept <= 1.2 * base
+    assert sleeps[-1] > 4 * sleeps[0]
     assert provider.calls.count("submit") == 1 and provider.calls[-1] == "collect"
+
+
+async def test_jobs_started_together_do_not_poll_together() -> None:
+    """Two jobs' delays differ (spread by job id), but a job's are the same on every run."""
+
+    async def delays(job_id: str) -> list[float]:
+        provider = Provider([RUNNING, RUNNING, RUNNING, DONE])
+        context = JobContext()
+        context.register(provider.definition())
+        request = make_job_request("scripted:m", mode="live", inputs={"prompt": "p"}, job_id=job_id)
+        async with Job(
+            context.handler(request), request, sleep=provider.sleep, clock=provider.clock
+        ) as job:
+            await job.run()
+        return [float(c.split()[1]) for c in provider.calls if c.startswith("sleep")]
+
+    assert await delays("run.image[0]") != await delays("run.image[1]")
+    assert await delays("run.image[0]") == await delays("run.image[0]")
 
 
 @pytest.mark.parametrize(
