@@ -281,7 +281,7 @@ class ProducerOperator(BaseOperator):
         self.defer(
             trigger=ProducerTrigger(
                 job=job.request.for_waiting().model_dump(mode="json"),
-                handle=step.model_dump(mode="json"),
+                handle=None if step is None else step.model_dump(mode="json"),
                 store=self.store_uri,
                 conn_id=self.conn_id,
                 policy=dataclasses.asdict(self._policy()),
@@ -290,8 +290,18 @@ class ProducerOperator(BaseOperator):
             method_name="execute_complete",
         )
 
-    async def _start(self, context: Context, job: TaskJob) -> list[dict[str, Any]] | JobHandle:
-        """One pass on a worker: the records of a finished job, or the handle to defer with."""
+    @staticmethod
+    def _trigger_submits(job: TaskJob, sdk_job: Job) -> bool:
+        """Whether a deferring task leaves the submission to its trigger: for a job that is
+        submitted and waited for, with no attachment (the trigger prepares it again from
+        the request, which carries no attachment contents)."""
+        return sdk_job.submits and not job.request.attachments
+
+    async def _start(
+        self, context: Context, job: TaskJob
+    ) -> list[dict[str, Any]] | JobHandle | None:
+        """One pass on a worker: the records of a finished job, the handle to defer with, or
+        None to defer a job the trigger submits."""
         from airflow_provider_tutopanda.triggers.jobs import close_handler
         from producers.sdk.artefacts import ProducerResult
 
@@ -306,7 +316,9 @@ class ProducerOperator(BaseOperator):
                         len(cached.artefacts),
                     )
                     return self._push_record(context, job, cached, reused=True)
-            handle = await sdk_job.resumable(self._kept(context))
+            handle = await sdk_job.resumable(self._kept(context) or await sdk_job.kept())
+            if handle is None and self.deferrable and self._trigger_submits(job, sdk_job):
+                return None  # the trigger submits: this pass needs no provider client
             if handle is None:
                 started = await sdk_job.start()
                 if isinstance(started, ProducerResult):
@@ -333,6 +345,7 @@ class ProducerOperator(BaseOperator):
     ) -> list[dict[str, Any]]:
         result = await sdk_job.collect(handle)
         await sdk_job.remember(result)
+        await sdk_job.keep(None)
         state = context.get("task_state_store")
         if state is not None:
             state.delete(STATE_KEY)
@@ -357,7 +370,7 @@ class ProducerOperator(BaseOperator):
                 raise AirflowException(
                     f"the trigger sent an event that is not a job event: {error}"
                 ) from None
-            if landed.status == "error":
+            if landed.status == "error" or landed.handle is None:
                 raise ProducerFailed(landed.provider_error())
             records = self._call(self._finish(context, job, landed.handle))
         return self.task_result(context, job, records)

@@ -135,17 +135,20 @@ class JobEvent(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     status: Literal["done", "error"]
-    handle: JobHandle
+    #: The job's handle; None only for a failure before the trigger could submit it.
+    handle: JobHandle | None = None
     error: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _error_iff_failed(self) -> JobEvent:
         if (self.status == "error") != (self.error is not None):
             raise ValueError("an error event carries the error, a done event none")
+        if self.status == "done" and self.handle is None:
+            raise ValueError("a done event carries the job's handle")
         return self
 
     @classmethod
-    def failed(cls, handle: JobHandle, error: ProviderError) -> JobEvent:
+    def failed(cls, handle: JobHandle | None, error: ProviderError) -> JobEvent:
         """The event of a job that failed with ``error``."""
         return cls(status="error", handle=handle, error=error.to_dict())
 

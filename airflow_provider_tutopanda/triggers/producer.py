@@ -15,7 +15,8 @@ from producers.sdk.lifecycle import Job, WaitPolicy
 
 
 class ProducerTrigger(BaseTrigger):
-    """Waits for a submitted job with the SDK's one wait loop; yields one event.
+    """Waits for a job with the SDK's one wait loop (submitting it first when the task
+    deferred before submitting: ``handle`` None); yields one event.
 
     The event is a :class:`~airflow_provider_tutopanda.triggers.jobs.JobEvent`: done, or the
     error (a poll rate-limited is waited out, a few transient poll failures are tolerated,
@@ -29,7 +30,9 @@ class ProducerTrigger(BaseTrigger):
     Args:
         job: The job as ``JobRequest.for_waiting()`` JSON: ids, inputs and config, no
             attachment contents (the handle holds the prepared job).
-        handle: The submitted job (``JobHandle`` JSON).
+        handle: The submitted job (``JobHandle`` JSON), or None: the trigger submits it (and
+            records the submission in the store at once: a restarted trigger or a retried
+            task resumes it instead of paying again).
         store: The artefact store URI or path.
         conn_id: The provider connection (live mode); None for the provider's default.
         policy: The wait policy (``WaitPolicy`` fields: ``poll_interval``, ``deadline``,
@@ -41,7 +44,7 @@ class ProducerTrigger(BaseTrigger):
     def __init__(
         self,
         job: dict[str, Any],
-        handle: dict[str, Any],
+        handle: dict[str, Any] | None,
         store: str,
         conn_id: str | None = None,
         policy: dict[str, Any] | None = None,
@@ -74,11 +77,11 @@ class ProducerTrigger(BaseTrigger):
             },
         )
 
-    async def _job(self) -> tuple[Job, JobHandle]:
+    async def _job(self) -> tuple[Job, JobHandle | None]:
         from airflow_provider_tutopanda.triggers.jobs import job_handler
 
         request = JobRequest.model_validate(self.job)
-        handle = JobHandle.model_validate(self.handle)
+        handle = None if self.handle is None else JobHandle.model_validate(self.handle)
         # the hook reads its connection through a sync API: keep it off the event loop
         handler: ProducerHandler = await sync_to_async(job_handler)(
             request, self.store, self.conn_id, shared=True
@@ -91,13 +94,14 @@ class ProducerTrigger(BaseTrigger):
 
         job, handle = await self._job()
         try:
+            if handle is None:
+                handle = await self._submit(job)
             await job.wait(handle)
             if self.finish is not None:
                 xcoms = await self._collect(job, handle, self.finish)
         except ProviderError as error:
-            yield TriggerEvent(  # type: ignore[no-untyped-call]  # Airflow's, untyped
-                JobEvent.failed(handle, error).model_dump(mode="json")
-            )
+            failed = JobEvent.failed(handle or error.handle, error).model_dump(mode="json")
+            yield TriggerEvent(failed)  # type: ignore[no-untyped-call]  # Airflow's, untyped
             return
         finally:
             await job.aclose()
@@ -109,6 +113,20 @@ class ProducerTrigger(BaseTrigger):
         yield TriggerEvent(done)  # type: ignore[no-untyped-call]  # Airflow's, untyped
 
     @staticmethod
+    async def _submit(job: Job) -> JobHandle:
+        """Submit the job (the task deferred before submitting): resume the one a trigger of
+        this job recorded before (this trigger restarted, or an earlier try's), else submit
+        and record it at once, so that whoever takes the job over never pays twice."""
+        handle = await job.resumable(await job.kept())
+        if handle is None:
+            started = await job.start()
+            if not isinstance(started, JobHandle):  # only submitting producers defer
+                raise ProviderError("unknown", "the job answered in one call in a trigger")
+            handle = started
+            await job.keep(handle)
+        return handle
+
+    @staticmethod
     async def _collect(job: Job, handle: JobHandle, finish: dict[str, Any]) -> dict[str, Any]:
         """Collect into the store, remember for reuse; the task's XComs."""
         from airflow_provider_tutopanda import JOB_XCOM_KEY
@@ -116,6 +134,7 @@ class ProducerTrigger(BaseTrigger):
 
         result = await job.collect(handle)
         await job.remember(result)
+        await job.keep(None)
         record = JobRecord.succeeded(job.request, result, **dict(finish.get("where") or {}))
         return {
             "return_value": [a.record() for a in result.artefacts],
@@ -128,7 +147,9 @@ class ProducerTrigger(BaseTrigger):
 
         job, handle = await self._job()
         try:
-            await job.cancel(handle)
+            handle = handle or await job.kept()
+            if handle is not None:
+                await job.cancel(handle)
         finally:
             await job.aclose()
             await close_handler(job.handler)

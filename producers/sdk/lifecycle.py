@@ -36,7 +36,7 @@ from producers.sdk.artefacts import ProducerResult
 from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.handler import ProducerHandler
 from producers.sdk.jobs import JobHandle, JobRequest, Prepared
-from producers.sdk.reuse import lookup, remember
+from producers.sdk.reuse import keep_submission, kept_submission, lookup, remember
 from producers.sdk.runtime import CancellationSignal
 
 __all__ = [
@@ -186,6 +186,29 @@ class Job:
         """Record ``result`` for reuse under this job's fingerprint."""
         await self.prepare()
         await remember(self.handler.deps.store, self.fingerprint, self.request.mode, result)
+
+    async def kept(self) -> JobHandle | None:
+        """The handle :meth:`keep` recorded for this job in the store (submitted by another
+        process, e.g. an Airflow trigger), if any."""
+        await self.prepare()
+        store = self.handler.deps.store
+        return await kept_submission(
+            store, self.request.job_id, self.fingerprint, self.request.mode
+        )
+
+    async def keep(self, handle: JobHandle | None) -> None:
+        """Record this job's submission in the store, for whoever takes the job over (None:
+        forget it, the job is done)."""
+        await self.prepare()
+        store = self.handler.deps.store
+        await keep_submission(
+            store, self.request.job_id, self.fingerprint, self.request.mode, handle
+        )
+
+    @property
+    def submits(self) -> bool:
+        """True if the job is submitted and waited for (not answered in one call)."""
+        return self.handler.definition.invoke is None
 
     # -- the provider job --------------------------------------------------------------
 

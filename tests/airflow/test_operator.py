@@ -402,3 +402,50 @@ def test_trigger_with_finish_collects_and_ends_the_task_itself(tmp_path: Path) -
     fingerprint = handler.fingerprint(handle.prepared)
     remembered = asyncio.run(reuse.lookup(handler.deps.store, fingerprint, "mock"))
     assert remembered is not None and remembered.artefacts[0].uri == record["uri"]
+
+
+def test_a_trigger_that_submits_records_it_and_a_restarted_one_never_pays_twice(
+    live_replicate: Any, tmp_path: Path
+) -> None:
+    """A deferring task leaves the submission to its trigger (its pass needs no provider
+    client). The trigger records the prediction in the store at once: killed mid-wait and
+    started again (a triggerer moved it), it resumes that prediction."""
+    from airflow.triggers.base import TaskSuccessEvent
+
+    from airflow_provider_tutopanda.triggers.producer import ProducerTrigger
+    from producers.sdk.jobs import Descriptor, JobRequest
+
+    live_replicate.configure({"latency": 0.5})
+    request = JobRequest(
+        job_id="run-1.image[0]",
+        descriptor=Descriptor.parse(MODEL, environment="airflow"),
+        mode="live",
+        inputs={"prompt": "a red panda"},
+    )
+    kwargs = {
+        "job": request.for_waiting().model_dump(mode="json"),
+        "handle": None,
+        "store": str(tmp_path / "store"),
+        "policy": {"poll_interval": 0.05},
+        "finish": {"where": {"key": "image[0]", "role": "image", "segment": 0}},
+    }
+
+    async def killed_mid_wait() -> None:
+        run = ProducerTrigger(**kwargs).run()
+        task = asyncio.ensure_future(run.__anext__())
+        while live_replicate.count("get") == 0:  # noqa: ASYNC110 (the fake runs in a thread)
+            await asyncio.sleep(0.01)
+        task.cancel()  # the triggerer stopped: nothing cancelled at the provider
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    async def restarted() -> list[Any]:
+        return [event async for event in ProducerTrigger(**kwargs).run()]
+
+    asyncio.run(killed_mid_wait())
+    assert live_replicate.count("create") == 1 and live_replicate.count("cancel") == 0
+    (event,) = asyncio.run(restarted())
+    assert isinstance(event, TaskSuccessEvent) and event.xcoms is not None
+    assert live_replicate.count("create") == 1  # resumed, never a second prediction
+    (record,) = event.xcoms["return_value"]
+    assert _exists(tmp_path / "store", record["uri"])
