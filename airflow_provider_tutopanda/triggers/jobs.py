@@ -23,7 +23,7 @@ from producers.sdk.errors import ProviderError
 from producers.sdk.handler import HandlerDeps, ProducerHandler
 from producers.sdk.jobs import JobHandle, JobRequest
 from producers.sdk.lifecycle import WaitPolicy
-from producers.sdk.runtime import close_clients
+from producers.sdk.runtime import ClientRegistry, close_clients
 from producers.sdk.secrets import StaticSecretResolver
 from producers.storage.base import ArtefactStore
 
@@ -66,20 +66,28 @@ def job_handler(
     if request.mode == "live":
         if shared:
             entry = _acquire(provider, conn_id)
-            hook, client = entry.hook, entry.client
+            hook = entry.hook
+            deps.shared_clients = {provider: entry.client}
+            _OWNERS[id(deps)] = (provider, conn_id)
         else:
             from airflow_provider_tutopanda.hooks import hook_for
 
             hook = hook_for(provider, conn_id=conn_id)
-            client = hook.client
+            # Built on first use, once: a pass that only prepares and defers (the trigger
+            # submits) never builds, nor imports, the provider's client.
+            deps.clients = _hook_clients(provider, hook)
         deps.secrets = hook.secret_resolver()
         deps.client_options = {provider: dict(hook.client_options())}
-        deps.shared_clients = {provider: client}
-        if shared:
-            _OWNERS[id(deps)] = (provider, conn_id)
     else:
         deps.secrets = StaticSecretResolver({})
     return default_registry().resolve(request.descriptor, request.mode, deps)
+
+
+def _hook_clients(provider: str, hook: Any) -> ClientRegistry:
+    """A client registry whose live adapter for ``provider`` is the hook's client."""
+    clients = ClientRegistry()
+    clients.register(provider, "live", lambda _context: hook.client)
+    return clients
 
 
 #: Handlers whose client is a shared one: id(deps) -> its key in :data:`_SHARED`.
