@@ -146,3 +146,21 @@ def test_fake_server_command_prints_its_url_and_serves(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_a_prediction_stuck_past_its_deadline_is_cancelled_and_times_out(
+    replicate_fake: FakeReplicate, tmp_path: Path
+) -> None:
+    replicate_fake.configure({"latency": 600.0})
+    try:
+        code, _out, err = produce(
+            tmp_path, SEEDREAM, "--set", "prompt=A volcano", "--deadline", "2", "--retries", "0"
+        )
+    finally:
+        replicate_fake.configure({"latency": 0.0})
+    assert code == 1
+    assert "timeout" in err and "deadline of 2 s" in err
+    assert replicate_fake.count("create") == 1
+    assert replicate_fake.count("cancel") == 1  # nothing left running (and paying)
+    (prediction_id,) = replicate_fake.prediction_ids
+    assert replicate_fake.prediction(prediction_id)["status"] == "canceled"
