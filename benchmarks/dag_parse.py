@@ -1,4 +1,5 @@
-"""Parse time of ``dags/tutopanda_movie.py`` against an empty DAG file's, as a ratio.
+"""Parse time of ``dags/tutopanda_movie.py`` against the same DAGs written with stock Airflow
+operators (and an empty DAG file's, for scale), as ratios.
 
 Each parse runs the dag-processor's own parse path (``airflow.dag_processing.processor.
 _parse_file``: the file imported into a ``BundleDagBag``, its DAGs checked and serialized)
@@ -8,9 +9,13 @@ file names pre-imported (``[dag_processor] parsing_pre_import_modules``). Only t
 itself is timed, so what is compared is the cost the DAG file adds on every parse: its own
 imports (``airflow_provider_tutopanda``...), building its DAGs and serializing them.
 
-The empty DAG file declares one DAG with no task. Both files are parsed ``--runs`` times,
-interleaved, each in a new interpreter; reported: the median wall and CPU times and the ratio
-of medians (goal at most 1.5).
+The **stock** DAG file is generated from the movie DAG file: the same two DAGs with the same
+Params (each Param's default and schema, read from the parsed movie DAGs), the same task ids,
+mapping and dependencies, and the same retries, written with Airflow's own TaskFlow ``@task``
+and the standard provider's ``HITLOperator``: what the movie DAG would cost with no tutopanda
+operator in it. The empty DAG file declares one DAG with no task. The files are parsed
+``--runs`` times, interleaved, each in a new interpreter; reported: the median wall and CPU
+times and the ratios of medians (goal: movie / stock at most 1.10).
 
 Run: ``.venv/bin/python -m benchmarks.dag_parse [--runs 15] [--dag-file dags/tutopanda_movie.py]``.
 """
@@ -30,8 +35,90 @@ from typing import Any
 
 from benchmarks._support import REPO_ROOT, format_table, write_json
 
-GOAL = 1.5
+GOAL = 1.10
 DAG_FILE = REPO_ROOT / "dags" / "tutopanda_movie.py"
+
+#: The movie DAGs written with stock operators; ``{params}`` is filled in from the movie DAG.
+STOCK_DAG = """\
+from datetime import timedelta
+
+import pendulum
+from airflow.providers.standard.operators.hitl import HITLOperator
+from airflow.sdk import DAG, Param, task
+
+PARAMS = {params}
+RETRIES = dict(retries=2, retry_delay=timedelta(seconds=30), retry_exponential_backoff=2.0)
+
+
+@task(**RETRIES)
+def script():
+    return {{}}
+
+
+@task
+def segment_indexes():
+    return [0]
+
+
+@task(**RETRIES)
+def image_prompt(script, index):
+    return {{}}
+
+
+@task(**RETRIES)
+def image(prompts, index):
+    return {{}}
+
+
+@task(**RETRIES)
+def narration(script, index):
+    return {{}}
+
+
+@task(task_id="video", **RETRIES)
+def video(prompts, narrations, image):
+    return {{}}
+
+
+@task(**RETRIES)
+def music(script, narrations):
+    return {{}}
+
+
+@task
+def assemble(script, visuals, narrations, music):
+    return {{}}
+
+
+def pipeline():
+    made = script()
+    indexes = segment_indexes()
+    made >> indexes
+    prompts = image_prompt.partial(script=made).expand(index=indexes)
+    review = HITLOperator(
+        task_id="review", subject="Review", options=["Approve", "Reject"], multiple_outputs=True
+    )
+    prompts >> review
+    images = image.partial(prompts=review.output["prompts"]).expand(index=indexes)
+    narrations = narration.partial(script=review.output["script"]).expand(index=indexes)
+    visuals = video.partial(prompts=review.output["prompts"], narrations=narrations).expand(
+        image=images
+    )
+    bed = music(script=review.output["script"], narrations=narrations)
+    assemble(script=review.output["script"], visuals=visuals, narrations=narrations, music=bed)
+
+
+for dag_id in ("tutopanda_movie", "tutopanda_daily_movie"):
+    with DAG(
+        dag_id,
+        schedule=None,
+        start_date=pendulum.datetime(2025, 1, 1, tz="UTC"),
+        catchup=False,
+        tags=["tutopanda"],
+        params={{name: Param(default, **schema) for name, (default, schema) in PARAMS.items()}},
+    ):
+        pipeline()
+"""
 
 EMPTY_DAG = """\
 import pendulum
@@ -116,7 +203,11 @@ def measure(dag_file: Path, runs: int) -> dict[str, Any]:
         empty = root / "dags" / "empty_dag.py"
         empty.parent.mkdir()
         empty.write_text(EMPTY_DAG, encoding="utf-8")
+        stock = root / "stock" / "stock_movie_dag.py"
+        stock.parent.mkdir()
+        stock.write_text(STOCK_DAG.format(params=stock_params(dag_file)), encoding="utf-8")
         files = {"empty": (empty, environment(root / "home", empty.parent))}
+        files["stock"] = (stock, environment(root / "home", stock.parent))
         files["movie"] = (dag_file, environment(root / "home", dag_file.parent))
         samples: dict[str, list[dict[str, Any]]] = {name: [] for name in files}
         # A warm-up parse each (bytecode caches, the OS page cache); it gives the counts.
@@ -145,11 +236,39 @@ def measure(dag_file: Path, runs: int) -> dict[str, Any]:
             "tasks": shape[name]["tasks"],
             "modules_imported": shape[name]["new_modules"],
         }
-    figures["ratio"] = round(figures["movie"]["median_ms"] / figures["empty"]["median_ms"], 3)
-    figures["cpu_ratio"] = round(
-        figures["movie"]["median_cpu_ms"] / figures["empty"]["median_cpu_ms"], 3
-    )
+    for base in ("stock", "empty"):
+        suffix = "" if base == "stock" else "_to_empty"
+        figures[f"ratio{suffix}"] = round(
+            figures["movie"]["median_ms"] / figures[base]["median_ms"], 3
+        )
+        figures[f"cpu_ratio{suffix}"] = round(
+            figures["movie"]["median_cpu_ms"] / figures[base]["median_cpu_ms"], 3
+        )
     return figures
+
+
+def stock_params(dag_file: Path) -> str:
+    """The movie DAGs' Params as a Python literal ``{name: (default, schema)}`` (read from
+    the DAG file parsed in a fresh interpreter; the daily DAG's equal the movie's but for the
+    topic's default, which does not change what a parse costs)."""
+    code = (
+        "import importlib.util, json, sys\n"
+        "spec = importlib.util.spec_from_file_location('movie_dag', sys.argv[1])\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        "params = {k: [p.value, p.schema] for k, p in module.dag.params.items()}\n"
+        "print(json.dumps(params))\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="tutopanda-bench-parse-params-") as home:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(dag_file)],
+            env=environment(Path(home), dag_file.parent),
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO_ROOT,
+        )
+    params = json.loads(done.stdout.strip().splitlines()[-1])
+    return repr({name: (value[0], value[1]) for name, value in params.items()})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -171,15 +290,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{figures[name]['median_serialize_ms']:.1f}",
             f"{figures[name]['median_cpu_ms']:.1f}",
         ]
-        for name in ("empty", "movie")
+        for name in ("empty", "stock", "movie")
     ]
     headers = ["DAG file", "DAGs/tasks", "modules", "median ms", "range ms"]
     headers += ["DagBag ms", "serialize ms", "CPU ms"]
     print(format_table(headers, rows))
     verdict = "meets" if figures["ratio"] <= GOAL else "misses"
     print(
-        f"{args.dag_file.name} / empty DAG file: {figures['ratio']:.2f} "
-        f"(CPU {figures['cpu_ratio']:.2f}); {verdict} the goal <= {GOAL:g}"
+        f"{args.dag_file.name} / the same DAGs with stock operators: {figures['ratio']:.2f} "
+        f"(CPU {figures['cpu_ratio']:.2f}); {verdict} the goal <= {GOAL:g}; "
+        f"/ an empty DAG file: {figures['ratio_to_empty']:.1f}"
     )
     write_json(args.json_path, figures)
     return 0
