@@ -52,13 +52,14 @@ demo: setup  ## Single producers in mock mode: a script, then an image
 
 BENCH_OUT ?= /tmp/tutopanda-bench
 
-bench: setup  ## Benchmarks, not tests (~7 min): SDK overhead, 512 MiB download memory, movie vs ideal, DAG parse, quick Airflow deferral
+bench: setup  ## Benchmarks, not tests (~8 min): SDK overhead, 512 MiB download memory, movie vs ideal, DAG parse vs stock operators, quick Airflow deferral, 500 triggers on one triggerer
 	@mkdir -p $(BENCH_OUT) && rm -f $(BENCH_OUT)/sdk_overhead.json $(BENCH_OUT)/download_memory.json
 	$(BIN)/python -m benchmarks.sdk_overhead --json $(BENCH_OUT)/sdk_overhead.json
 	$(BIN)/python -m benchmarks.download_memory --json $(BENCH_OUT)/download_memory.json
 	$(BIN)/python -m benchmarks.movie_concurrency --json $(BENCH_OUT)/movie_concurrency.json
 	$(BIN)/python -m benchmarks.dag_parse --runs 9 --json $(BENCH_OUT)/dag_parse.json
 	$(BIN)/python -m benchmarks.airflow_deferral --quick --json $(BENCH_OUT)/airflow_deferral_quick.json
+	$(BIN)/python -m benchmarks.triggerer_scale --json $(BENCH_OUT)/triggerer_scale.json
 	@$(BIN)/python -m benchmarks.summary $(BENCH_OUT)/sdk_overhead.json $(BENCH_OUT)/download_memory.json
 
 .PHONY: bench-airflow

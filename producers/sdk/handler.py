@@ -324,7 +324,8 @@ class ProducerHandler:
         cancel: CancellationSignal | None = None,
         resume: JobHandle | None = None,
     ) -> ProducerResult:
-        """Run the job to the end, without reuse: a :class:`~producers.sdk.lifecycle.Job`.
+        """Run the job to the end, neither reusing a stored result nor recording one for reuse
+        (a :class:`~producers.sdk.lifecycle.Job` run; clients that reuse run the job).
 
         With ``resume`` (the ``handle`` of an earlier attempt's error), the job already
         submitted is waited for and collected again: a retry never pays twice.
@@ -333,7 +334,7 @@ class ProducerHandler:
 
         policy = WaitPolicy(poll_interval=self.deps.poll_interval)
         async with Job(self, request, policy=policy, cancel=cancel) as job:
-            outcome = await job.run(reuse=False, kept=resume)
+            outcome = await job.run(reuse=False, remember=False, kept=resume)
         return outcome.result
 
 

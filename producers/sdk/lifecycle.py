@@ -285,12 +285,14 @@ class Job:
         self,
         *,
         reuse: bool = True,
+        remember: bool = True,
         kept: JobHandle | None = None,
         on_submitted: Callable[[JobHandle], Awaitable[None] | None] | None = None,
         cancel_on_interrupt: bool = True,
     ) -> JobOutcome:
         """Prepare; reuse an identical job's result (``reuse``); resume ``kept`` or submit
-        (``on_submitted`` hears of a new handle at once); wait; collect; remember.
+        (``on_submitted`` hears of a new handle at once); wait; collect; remember the result
+        for reuse (``remember``).
 
         ``cancel_on_interrupt``: if the caller is cancelled (``asyncio.CancelledError``)
         while the job runs, cancel it at the provider; a client that hands the job to
@@ -301,7 +303,7 @@ class Job:
         logger.event("invoke.start", job_id=self.request.job_id, attempt=self.request.attempt)
         try:
             outcome = await self.handler.guard(
-                self.rt, self._run(reuse, kept, on_submitted, cancel_on_interrupt)
+                self.rt, self._run(reuse, remember, kept, on_submitted, cancel_on_interrupt)
             )
         except ProviderError as error:
             logger.event(
@@ -328,6 +330,7 @@ class Job:
     async def _run(
         self,
         reuse: bool,
+        remember: bool,
         kept: JobHandle | None,
         on_submitted: Callable[[JobHandle], Awaitable[None] | None] | None,
         cancel_on_interrupt: bool,
@@ -342,7 +345,8 @@ class Job:
         if handle is None:
             started = await self._start_then_cancel_if_interrupted()
             if isinstance(started, ProducerResult):
-                await self.remember(started)
+                if remember:
+                    await self.remember(started)
                 return JobOutcome(started)
             handle = started
             if on_submitted is not None:
@@ -360,7 +364,8 @@ class Job:
             error.handle = error.handle or handle
             error.provider_job_id = error.provider_job_id or handle.provider_job_id
             raise
-        await self.remember(result)
+        if remember:
+            await self.remember(result)
         return JobOutcome(result, handle=handle)
 
     # -- details -----------------------------------------------------------------------

@@ -132,10 +132,16 @@ def render(
 
 def variables_of(template: str) -> set[str]:
     """The top-level variables a template refers to."""
+    return set(_variables_of(template))
+
+
+@functools.lru_cache(maxsize=512)
+def _variables_of(template: str) -> frozenset[str]:
+    # Parsed once per template text: every job of a role asks for the same templates.
     from jinja2 import meta
 
     _check_source(template, "template")
-    return set(meta.find_undeclared_variables(_ENV.parse(template)))
+    return frozenset(meta.find_undeclared_variables(_ENV.parse(template)))
 
 
 class Templates:
