@@ -35,6 +35,7 @@ __all__ = [
     "FakeProcess",
     "format_table",
     "quantile",
+    "replicate_airflow_env",
     "write_json",
 ]
 
@@ -164,6 +165,21 @@ class FakeProcess:
         traceback: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def replicate_airflow_env(fake: FakeProcess, store: Path) -> dict[str, str]:
+    """What an Airflow process needs to run live Replicate jobs against ``fake``: the
+    ``replicate_default`` connection (its token and base URL), the fake's CA, the store."""
+    connection = {
+        "conn_type": "replicate",
+        "password": fake.env["REPLICATE_API_TOKEN"],
+        "host": fake.base_url,
+    }
+    return {
+        "AIRFLOW_CONN_REPLICATE_DEFAULT": json.dumps(connection),
+        "SSL_CERT_FILE": fake.env["SSL_CERT_FILE"],
+        "TUTOPANDA_STORE": str(store),
+    }
 
 
 def _fsync_dir(path: Path) -> None:

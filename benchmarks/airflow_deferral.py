@@ -29,7 +29,6 @@ Needs the local PostgreSQL and psycopg, like the system tests; prints why and ex
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import statistics
 import tempfile
@@ -38,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks._support import FakeProcess, format_table, write_json
+from benchmarks._support import FakeProcess, format_table, replicate_airflow_env, write_json
 from tests.system.harness import AirflowSystem, fresh_database, postgres_problem
 
 SLOTS = 2
@@ -154,15 +153,7 @@ def measure(
         fresh_database(prefix="tutopanda_bench") as url,
     ):
         env = {
-            "AIRFLOW_CONN_REPLICATE_DEFAULT": json.dumps(
-                {
-                    "conn_type": "replicate",
-                    "password": fake.env["REPLICATE_API_TOKEN"],
-                    "host": fake.base_url,
-                }
-            ),
-            "SSL_CERT_FILE": fake.env["SSL_CERT_FILE"],
-            "TUTOPANDA_STORE": str(Path(folder) / "store"),
+            **replicate_airflow_env(fake, Path(folder) / "store"),
             # [tutopanda] preload_sdk: forked task processes start with the SDK imported
             "AIRFLOW__TUTOPANDA__PRELOAD_SDK": str(preload_sdk),
         }

@@ -33,7 +33,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks._support import REPO_ROOT, FakeProcess, format_table, write_json
+from benchmarks._support import (
+    REPO_ROOT,
+    FakeProcess,
+    format_table,
+    replicate_airflow_env,
+    write_json,
+)
 
 GOAL = 2.0
 
@@ -160,15 +166,7 @@ def measure(jobs: int, seconds: float) -> dict[str, Any]:
         env = {
             "AIRFLOW_HOME": str(Path(folder) / "airflow"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW_CONN_REPLICATE_DEFAULT": json.dumps(
-                {
-                    "conn_type": "replicate",
-                    "password": fake.env["REPLICATE_API_TOKEN"],
-                    "host": fake.base_url,
-                }
-            ),
-            "SSL_CERT_FILE": fake.env["SSL_CERT_FILE"],
-            "TUTOPANDA_STORE": str(Path(folder) / "store"),
+            **replicate_airflow_env(fake, Path(folder) / "store"),
         }
         results = {"sensors": run_child("sensors", jobs, seconds, env)}
         fake.reset()

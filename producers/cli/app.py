@@ -13,7 +13,7 @@ from producers import __version__
 from producers.cli.console import err, fail, out, setup_logging
 from producers.cli.models import models_app
 from producers.cli.movie import movie_command
-from producers.cli.retry import RetryPolicy
+from producers.cli.retry import DeadlineOption, RetryPolicy
 from producers.cli.values import (
     FILE_GENERAL_ATTRIBUTES,
     error_line,
@@ -120,15 +120,7 @@ def produce(
     retries: Annotated[
         int, typer.Option("--retries", min=0, help="Retries of retryable errors.")
     ] = 2,
-    deadline: Annotated[
-        float | None,
-        typer.Option(
-            "--deadline",
-            min=1,
-            help="Seconds a submitted job may take before it is cancelled at the provider "
-            "(default: 10x the model's usual latency, at least 15 min; 1 h if unknown).",
-        ),
-    ] = None,
+    deadline: DeadlineOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object with the artefacts.")
     ] = False,

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from producers.cli.console import err, fail, out, setup_logging
-from producers.cli.retry import RetryPolicy
+from producers.cli.retry import DeadlineOption, RetryPolicy
 from producers.cli.runner import CliJobRunner, JobEvents
 from producers.cli.values import error_line, parse_pairs
 from producers.clients import default_client_registry
@@ -283,15 +283,7 @@ def movie_command(
     retries: Annotated[
         int, typer.Option("--retries", min=0, help="Retries of retryable errors per job.")
     ] = 2,
-    deadline: Annotated[
-        float | None,
-        typer.Option(
-            "--deadline",
-            min=1,
-            help="Seconds a submitted job may take before it is cancelled at the provider "
-            "(default: 10x its model's usual latency, at least 15 min; 1 h if unknown).",
-        ),
-    ] = None,
+    deadline: DeadlineOption = None,
     as_json: Annotated[
         bool,
         typer.Option(

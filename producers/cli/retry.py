@@ -6,11 +6,24 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Annotated, TypeVar
+
+import typer
 
 from producers.sdk.errors import ProviderError
 
 T = TypeVar("T")
+
+#: ``--deadline`` of the commands that run jobs (``produce``, ``movie``).
+DeadlineOption = Annotated[
+    float | None,
+    typer.Option(
+        "--deadline",
+        min=1,
+        help="Seconds a submitted job may take before it is cancelled at the provider "
+        "(default: 10x its model's usual latency, at least 15 min; 1 h if unknown).",
+    ),
+]
 
 
 @dataclass(frozen=True)
