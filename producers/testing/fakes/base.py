@@ -60,8 +60,9 @@ NSFW_ERROR = "NSFW content detected. Try running it again, or try a different pr
 DEFAULT_MALFORMED_BODY = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 FaultKind = Literal[
-    "status", "slow", "drop", "malformed", "failed", "truncate", "output", "redirect", "trickle"
-]
+    "status", "slow", "drop", "malformed", "failed", "truncate", "output", "redirect", "trickle",
+    "aborted", "removed", "object", "quota", "no_message",
+]  # fmt: skip
 _FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 #: Kinds every route understands; the others are provider-specific.
 GENERIC_FAULTS = frozenset({"status", "slow", "drop", "malformed"})
@@ -97,7 +98,11 @@ class Fault:
     (Replicate downloads: fewer bytes than ``Content-Length``, then close), :meth:`output`
     (Replicate: the prediction's outputs are given URLs), :meth:`redirect` (Replicate
     downloads: a redirect to a given URL), :meth:`trickle` (Replicate downloads: one byte
-    every few seconds).
+    every few seconds), :meth:`aborted` (Replicate: the prediction ends ``aborted``, before
+    it started), :meth:`removed` (Replicate: a finished prediction's output data was removed,
+    ``data_removed: true``, output ``null``), :meth:`object_output` (Replicate: the output is
+    a JSON object), :meth:`quota` (OpenAI: 429 ``insufficient_quota``, the account is out of
+    credit), :meth:`no_message` (OpenAI: a completed response with no ``message`` item).
 
     Attributes:
         kind: What happens.
@@ -208,6 +213,36 @@ class Fault:
             raise ValueError("seconds must be positive")
         return cls("trickle", seconds=seconds)
 
+    @classmethod
+    def aborted(cls) -> Fault:
+        """Replicate (``create``/``get``): the prediction ends ``aborted``: it ended before it
+        started (e.g. its deadline passed while queued)."""
+        return cls("aborted")
+
+    @classmethod
+    def removed(cls) -> Fault:
+        """Replicate (``create``/``get``): the prediction succeeded, but its output data has
+        been removed (``data_removed: true``, ``output: null``)."""
+        return cls("removed")
+
+    @classmethod
+    def object_output(cls, value: Mapping[str, Any]) -> Fault:
+        """Replicate (``create``/``get``): the prediction succeeds with ``value`` (a JSON
+        object) as its output, instead of a URL or a list of URLs."""
+        return cls("object", body=json.dumps(dict(value)))
+
+    @classmethod
+    def quota(cls) -> Fault:
+        """OpenAI: answer 429 ``insufficient_quota`` (out of credit or past the spend limit),
+        with the API's real error body."""
+        return cls("quota", status_code=429)
+
+    @classmethod
+    def no_message(cls) -> Fault:
+        """OpenAI (``responses``): a ``completed`` response whose output holds no ``message``
+        item (only reasoning), so it has no text."""
+        return cls("no_message")
+
     def to_dict(self) -> dict[str, Any]:
         """The fault as JSON-compatible data (what ``POST /__fake__/faults`` accepts)."""
         data: dict[str, Any] = {"kind": self.kind}
@@ -270,6 +305,21 @@ class Fault:
                 return cls.redirect(str(urls[0]), status=int(data.get("status", 302)))
             if kind == "trickle":
                 return cls.trickle(float(data.get("seconds", 1.0)))
+            if kind == "aborted":
+                return cls.aborted()
+            if kind == "removed":
+                return cls.removed()
+            if kind == "object":
+                value = data.get("value")
+                if value is None and data.get("body"):
+                    value = json.loads(str(data["body"]))
+                if not isinstance(value, Mapping):
+                    raise ValueError("an object fault needs 'value' (a JSON object)")
+                return cls.object_output(value)
+            if kind == "quota":
+                return cls.quota()
+            if kind == "no_message":
+                return cls.no_message()
         except (TypeError, AttributeError) as exc:
             raise ValueError(f"bad {kind} fault: {exc}") from None
         allowed = ", ".join([*_FAULT_KINDS, "nsfw"])
