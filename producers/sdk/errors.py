@@ -20,6 +20,8 @@ class ErrorCode(enum.StrEnum):
     MALFORMED_OUTPUT = "malformed_output"
     NOT_FOUND = "not_found"
     CANCELED = "canceled"
+    #: The account is out of credit or past its spend limit: retrying cannot help.
+    QUOTA_EXCEEDED = "quota_exceeded"
     UNKNOWN = "unknown"
 
 
@@ -33,9 +35,41 @@ USER_CAUSED_CODES = frozenset({ErrorCode.INVALID_INPUT, ErrorCode.SAFETY_BLOCKED
 _FIELDS = frozenset(
     {
         "retryable", "caused_by_user", "status_code", "retry_after", "provider", "model",
-        "producer", "attempt", "prompt", "payload", "hint", "provider_job_id",
+        "producer", "attempt", "prompt", "payload", "hint", "provider_job_id", "raw",
     }
 )  # fmt: skip
+
+
+#: The provider's own words kept in an error record: its code, type, status, title, detail...
+RAW_KEYS = (
+    "status", "code", "type", "param", "title", "detail", "message", "error", "method", "path",
+    "request_id",
+)  # fmt: skip
+_RAW_TEXT_MAX = 500
+
+
+def raw_summary(raw: Any) -> dict[str, Any] | None:
+    """The provider's own error detail as a small JSON-able record, or None.
+
+    Only scalar values of the keys in :data:`RAW_KEYS` are kept (texts cut at 500 chars,
+    secrets redacted); a provider's body is never dumped whole, so nothing it echoed back
+    (a prompt, a URL with a signature) rides along by accident.
+    """
+    from producers.sdk.secrets import redact
+
+    if not isinstance(raw, Mapping):
+        return None
+    kept: dict[str, Any] = {}
+    for key in RAW_KEYS:
+        value = raw.get(key)
+        if value is None or isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            kept[key] = value
+        elif isinstance(value, str):
+            text = redact(value)
+            kept[key] = text if len(text) <= _RAW_TEXT_MAX else text[: _RAW_TEXT_MAX - 3] + "..."
+    return kept or None
 
 
 class ProviderError(Exception):
@@ -111,6 +145,7 @@ class ProviderError(Exception):
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able record of the error (``raw`` is summarised, never dumped)."""
         return {
+            "raw": raw_summary(self.raw),
             "code": self.code.value,
             "reason": self.reason,
             "retryable": self.retryable,
