@@ -68,6 +68,11 @@ class MediaJob(BaseModel):
     id: str
     status: MediaJobStatus
     outputs: tuple[str, ...] = ()
+    #: The output as the provider sent it (JSON data: a URL, a list of URLs or of tokens, an
+    #: object), for the producer to interpret by the model's declared output.
+    value: Any = None
+    #: The provider removed the output's data (Replicate keeps API outputs for an hour).
+    data_removed: bool = False
     error: str | None = None
     provider_seconds: float | None = None
     raw: dict[str, Any] = Field(default_factory=dict)
