@@ -30,7 +30,7 @@ class MediaHints(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    media: Literal["image", "audio", "video"]
+    media: Literal["image", "audio", "video", "text"]
     count: int = 1
     aspect_ratio: str | None = None
     width: int | None = None
@@ -39,6 +39,8 @@ class MediaHints(BaseModel):
     format: str | None = None
     prompt: str = ""
     with_audio: bool = False
+    #: Text models: the JSON Schema the answer must follow (None: plain text).
+    json_schema: dict[str, Any] | None = None
 
 
 def estimate_speech_seconds(text: str, words_per_minute: float = 150) -> float:
