@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from producers.replicate.hardware import find_hardware, known_names
 from producers.sdk.documents import read_document
 from producers.sdk.errors import DeclarationError
 from producers.sdk.jobs import GENERAL_ATTRIBUTES, Kind
@@ -68,6 +69,11 @@ class OutputSpec(BaseModel):
 
 CostUnit = Literal["run", "output", "output_second", "input_character", "input_token"]
 
+#: How a price was found: the provider's ``published`` per-unit price; ``hardware``: the
+#: hardware's price per second times the expected seconds; ``upper_bound``: the example
+#: prediction's time at the most expensive public hardware (the price is at most that).
+CostBasis = Literal["published", "hardware", "upper_bound"]
+
 
 class CostRateBy(BaseModel):
     """A rate that depends on one input field's value (e.g. resolution)."""
@@ -79,19 +85,69 @@ class CostRateBy(BaseModel):
 
 
 class CostSpec(BaseModel):
-    """The provider's price as a formula: ``usd`` per ``per`` unit (or a rate table ``by``)."""
+    """A model's price, and how it was found (``basis``).
+
+    * ``published``: the provider's price, ``usd`` per ``per`` unit or a rate table ``by``;
+    * ``hardware``: billed by compute time: the ``hardware``'s price per second (the table in
+      :mod:`producers.replicate.hardware`) times the expected seconds (``seconds``, else the
+      declaration's ``median_seconds``);
+    * ``upper_bound``: the hardware is unknown: the expected seconds (``seconds``: the example
+      prediction's ``predict_time``) at the most expensive public hardware; every estimate
+      from it is shown as an upper bound (``<= $0.04``).
+
+    No ``basis`` reads as ``published`` when ``usd`` or ``by`` is set (declarations written
+    before there were bases), else the price is unknown. ``text`` says in words where the
+    price came from.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     text: str | None = None
+    basis: CostBasis | None = None
     per: CostUnit = "run"
-    usd: float | None = None
+    usd: float | None = Field(default=None, ge=0)
     by: CostRateBy | None = None
+    hardware: str | None = None
+    seconds: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_basis(self) -> CostSpec:
+        rate = self.usd is not None or self.by is not None
+        if self.basis == "published" and not rate:
+            raise ValueError("basis 'published' needs 'usd' or 'by' (the published rate)")
+        if self.basis in ("hardware", "upper_bound") and rate:
+            raise ValueError(
+                f"basis {self.basis!r} is priced by compute time: set no 'usd' or 'by' "
+                "(those are published rates)"
+            )
+        if self.basis == "hardware":
+            if self.hardware is None:
+                raise ValueError("basis 'hardware' needs 'hardware' (e.g. 'gpu-l40s')")
+            if find_hardware(self.hardware) is None:
+                raise ValueError(
+                    f"hardware {self.hardware!r} is not in the hardware price table; "
+                    f"known: {', '.join(known_names())}"
+                )
+        elif self.hardware is not None:
+            raise ValueError("'hardware' is only for basis 'hardware'")
+        return self
+
+    @property
+    def effective_basis(self) -> CostBasis | None:
+        """The basis, reading a rate without one as ``published``; None: price unknown."""
+        if self.basis is not None:
+            return self.basis
+        return "published" if self.usd is not None or self.by is not None else None
 
     @property
     def known(self) -> bool:
-        """True if an estimate can be computed."""
-        return self.usd is not None or self.by is not None
+        """True if an estimate can be computed (with the declaration's median time)."""
+        return self.effective_basis is not None
+
+    @property
+    def upper_bound(self) -> bool:
+        """True if estimates from this price are upper bounds."""
+        return self.effective_basis == "upper_bound"
 
 
 class ModelDeclaration(BaseModel):
@@ -190,6 +246,12 @@ class ModelDeclaration(BaseModel):
             need("output.format_field", self.output.format_field)
         if self.cost.by:
             need("cost.by.field", self.cost.by.field)
+        timed = self.cost.effective_basis in ("hardware", "upper_bound")
+        if timed and self.cost.seconds is None and self.median_seconds is None:
+            raise ValueError(
+                f"cost: basis {self.cost.effective_basis!r} needs the expected seconds "
+                "('cost.seconds' or 'median_seconds')"
+            )
         if self.kind.domain != "media":
             raise ValueError(f"kind {self.kind.value!r} is not a media kind")
         return self

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from producers.clients.base import MediaClient, MediaHints, MediaJob
 from producers.clients.replicate import failed_prediction_error
 from producers.replicate.catalogue import Catalogue
-from producers.replicate.cost import estimate_cost
+from producers.replicate.cost import actual_cost, estimate_cost
 from producers.replicate.declaration import ModelDeclaration
 from producers.replicate.mapping import map_inputs, prompt_of
 from producers.replicate.shape import media_hints
@@ -111,11 +111,13 @@ def replicate_producer(
         rt.diagnostics.set(ignored_inputs=mapped.ignored)
         check_file_fields(mapped.payload, decl.file_fields, rt.store, model_id=decl.model_id)
         shape = media_hints(decl, mapped.payload)
+        price = estimate_cost(decl, mapped.payload)
         return Prepared(
             payload=mapped.payload,
             redacted_payload=mapped.redacted(),
             prompt=prompt_of(decl, mapped.payload),
-            estimated_cost_usd=estimate_cost(decl, mapped.payload),
+            estimated_cost_usd=price.usd,
+            estimated_cost_upper_bound=price.upper_bound,
             artefact_ids=tuple(rt.artefacts.ids(shape.count)),
             state={"hints": shape.model_dump(mode="json")},
             expected_seconds=decl.median_seconds,
@@ -169,6 +171,13 @@ def replicate_producer(
                     output_index=index,
                 )
             )
+        paid = actual_cost(
+            declaration(rt.model),
+            rt.prepared.payload if rt.prepared is not None else {},
+            provider_seconds=job.provider_seconds,
+            outputs=len(artefacts),
+        )
+        rt.diagnostics.set(cost_usd=paid.usd, cost_upper_bound=paid.upper_bound)
         return artefacts
 
     async def cancel(rt: ProducerRuntime, handle: JobHandle) -> None:

@@ -39,7 +39,12 @@ class Diagnostics(BaseModel):
     provider_seconds: float | None = None
     usage: dict[str, Any] = Field(default_factory=dict)
     estimated_cost_usd: float | None = None
+    #: True if ``estimated_cost_usd`` is only an upper bound (the model's hardware is unknown).
+    estimated_cost_upper_bound: bool = False
+    #: What the job cost, from the provider's own figures (0 in mock mode; None: unknown).
     cost_usd: float | None = None
+    #: True if ``cost_usd`` is only an upper bound (time at the dearest public hardware).
+    cost_upper_bound: bool = False
     payload: dict[str, Any] | None = None
     prompt: str | None = None
     fingerprint: str | None = None
@@ -134,6 +139,7 @@ class DiagnosticsRecorder:
         self.data.finished_at = now
         if self.data.mocked:
             self.data.cost_usd = 0.0
+            self.data.cost_upper_bound = False
         if self.data.started_at is not None:
             self.data.duration_ms = round((now - self.data.started_at) * 1000, 3)
         return self.data.model_copy(deep=True)

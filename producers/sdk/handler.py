@@ -181,6 +181,7 @@ class ProducerHandler:
             payload=prepared.safe_payload,
             prompt=prepared.prompt,
             estimated_cost_usd=prepared.estimated_cost_usd,
+            estimated_cost_upper_bound=prepared.estimated_cost_upper_bound,
             fingerprint=self.fingerprint(prepared),
         )
         if handle is not None:

@@ -151,6 +151,8 @@ class Prepared(BaseModel):
     redacted_payload: dict[str, Any] | None = None
     prompt: str | None = None
     estimated_cost_usd: float | None = None
+    #: True if ``estimated_cost_usd`` is only an upper bound (the model's hardware is unknown).
+    estimated_cost_upper_bound: bool = False
     artefact_ids: tuple[str, ...] = ()
     state: dict[str, Any] = Field(default_factory=dict)
     expected_seconds: float | None = None

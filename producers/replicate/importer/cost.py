@@ -1,9 +1,12 @@
-"""Step 7: infer cost and latency: a cost formula from the price text, the median time.
+"""Step 7: infer cost and latency: a price from the metadata, the median time.
 
 Price texts come in many shapes (``$0.10 per thousand input characters``, ``*480p*: 0.018
 per second of video *720p*: 0.036 per second of video``); :func:`parse_cost` reads one rate
 or a table of labelled rates keyed by an input field. A price per second of compute becomes
-a price per run through the median latency.
+a price per run through the median latency. Without a published price, a model billed by
+compute time is priced by its hardware (when the metadata names it) or bounded from above
+by its example prediction's time at the most expensive public hardware
+(:mod:`producers.replicate.hardware`); with none of these, its cost is unknown.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from producers.replicate.declaration import CostRateBy, CostSpec, CostUnit
+from producers.replicate.hardware import SOURCE, Hardware, find_hardware, most_expensive
 from producers.replicate.importer.metadata import Metadata
 from producers.replicate.importer.report import Notes
 from producers.replicate.importer.schema import Schema
@@ -182,7 +186,7 @@ def _parse_cost(
         if target is None:
             highest = max(values)
             return (
-                CostSpec(text=cleaned, per=unit, usd=highest),
+                CostSpec(text=cleaned, basis="published", per=unit, usd=highest),
                 f"cost: up to ${highest:g} per {unit}",
                 f"cost: labels {', '.join(labels)} match no input field; the highest rate is used",
             )
@@ -190,7 +194,9 @@ def _parse_cost(
         table = dict(zip(keys, values, strict=True))
         shown = ", ".join(f"{k}: ${v:g}" for k, v in table.items())
         return (
-            CostSpec(text=cleaned, per=unit, by=CostRateBy(field=name, usd=table)),
+            CostSpec(
+                text=cleaned, basis="published", per=unit, by=CostRateBy(field=name, usd=table)
+            ),
             f"cost: per {unit}, by {name} ({shown})",
             None,
         )
@@ -200,7 +206,7 @@ def _parse_cost(
         return CostSpec(text=cleaned), None, f"cost: {problem} in {cleaned!r}"
     line = f"cost: ${float(usd):g} per {unit}"
     return (
-        CostSpec(text=cleaned, per=unit, usd=float(usd)),
+        CostSpec(text=cleaned, basis="published", per=unit, usd=float(usd)),
         line,
         (f"cost: {problem}" if problem else None),
     )
@@ -228,8 +234,88 @@ def parse_cost(
     return _parse_cost(text, properties, median_seconds)[0]
 
 
+def upper_bound_cost(
+    seconds: float,
+    *,
+    why: str = "no published price",
+    timed: str = "the example prediction's",
+) -> CostSpec:
+    """An upper bound of a price billed by compute time whose hardware is unknown.
+
+    Args:
+        seconds: The expected seconds of one run (an example prediction's ``predict_time``,
+            else the published median time).
+        why: Why there is no better price, for the cost text.
+        timed: Whose seconds they are, for the cost text.
+
+    Returns:
+        A ``upper_bound`` :class:`CostSpec` whose text shows the bound (``<= $0.0390 per
+        run``) and how it was found.
+    """
+    dearest = most_expensive()
+    bound = seconds * dearest.usd_per_second
+    return CostSpec(
+        text=(
+            f"<= ${bound:.4f} per run (upper bound: {why}; {timed} "
+            f"{seconds:g} s of compute at the most expensive public hardware, "
+            f"{dearest.title} at ${dearest.usd_per_second:g}/s, {SOURCE})"
+        ),
+        basis="upper_bound",
+        seconds=seconds,
+    )
+
+
+def hardware_cost(hardware: Hardware, seconds: float, *, named: str) -> CostSpec:
+    """A price billed by compute time on known hardware: its price per second times the
+    expected seconds (the declaration's median time)."""
+    return CostSpec(
+        text=(
+            f"${hardware.usd_per_second * seconds:.4f} per run (hardware-seconds: {named} at "
+            f"${hardware.usd_per_second:g}/s, {SOURCE}, x the expected {seconds:g} s)"
+        ),
+        basis="hardware",
+        hardware=hardware.sku,
+    )
+
+
+def _time_priced(meta: Metadata, notes: Notes, why: str) -> CostSpec | None:
+    """A hardware-seconds price, else an upper bound, from what the metadata says."""
+    if meta.hardware is not None:
+        found = find_hardware(meta.hardware)
+        if found is None:
+            notes.not_inferred.append(
+                f"cost: hardware {meta.hardware!r} is not in the hardware price table "
+                "(producers/replicate/hardware.py)"
+            )
+        elif meta.median_seconds is None:
+            notes.not_inferred.append(
+                f"cost: runs on {found.sku}, but no latency to multiply its price by"
+            )
+        else:
+            notes.inferred.append(
+                f"cost: hardware-seconds, {found.sku} at ${found.usd_per_second:g}/s x "
+                f"{meta.median_seconds:g} s"
+            )
+            return hardware_cost(found, meta.median_seconds, named=meta.hardware)
+    if meta.example_seconds is not None:
+        seconds, timed = meta.example_seconds, "the example prediction's"
+    elif meta.median_seconds is not None:
+        seconds, timed = meta.median_seconds, "the published median"
+    else:
+        return None
+    bound = seconds * most_expensive().usd_per_second
+    notes.inferred.append(
+        f"cost: upper bound <= ${bound:.4f} per run ({timed} {seconds:g} s at the most "
+        "expensive public hardware; the model's hardware is unknown)"
+    )
+    return upper_bound_cost(seconds, why=why, timed=timed)
+
+
 def infer_cost(meta: Metadata, schema: Schema) -> CostFound:
-    """The cost formula from the price text, and the median latency, with their notes."""
+    """The price and the median latency, with their notes: the published price when the
+    metadata's price text can be read; else hardware-seconds when it names hardware in the
+    price table; else an upper bound from the example prediction's ``predict_time``; else
+    the cost is unknown, and a note says so (a budget run refuses such a model's jobs)."""
     notes = Notes()
     cost, cost_line, cost_problem = _parse_cost(
         meta.cost_text, schema.properties, meta.median_seconds
@@ -238,6 +324,21 @@ def infer_cost(meta: Metadata, schema: Schema) -> CostFound:
         notes.inferred.append(cost_line)
     if cost_problem:
         notes.not_inferred.append(cost_problem)
+    if not cost.known:
+        shown = cost.text
+        why = "no published price" if not shown else f"the price text {shown!r} cannot be read"
+        priced = _time_priced(meta, notes, why)
+        if priced is not None:
+            cost = priced
+        else:
+            cost = CostSpec(
+                text=f"unknown: {why}, no hardware and no prediction time in the metadata"
+            )
+            notes.not_inferred.append(
+                "cost: UNKNOWN: no published price, no known hardware, no prediction "
+                "time; a run with a budget refuses this model's jobs unless "
+                "unpriced jobs are allowed (--allow-unpriced); add a 'cost' to the declaration"
+            )
     if meta.median_seconds is not None:
         if meta.median_from_example:
             notes.inferred.append(

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -32,6 +33,10 @@ class Metadata:
         cost_text: The published price text, if any.
         median_seconds: The latency: published, else the example prediction's time.
         median_from_example: True if ``median_seconds`` is one example's predict time.
+        example_seconds: The example prediction's ``metrics.predict_time``, if any (what an
+            upper bound of the price is computed from).
+        hardware: The hardware the metadata says the model runs on (``hardware``: a name
+            such as ``gpu-l40s`` or ``Nvidia L40S GPU``), if any.
         input_schema: The input schema as published (not normalised).
         components: Form 2's ``components.schemas`` (empty for form 1).
         output_schema: Form 2's Output schema, if any.
@@ -53,6 +58,8 @@ class Metadata:
     example_output: Any
     origin: str | None
     form: int
+    example_seconds: float | None = None
+    hardware: str | None = None
 
 
 def _model_name(data: Mapping[str, Any], source: str) -> str:
@@ -126,16 +133,17 @@ def read_metadata(data: Any, source: str) -> Metadata:
 
     example = data.get("default_example")
     example = example if isinstance(example, Mapping) else {}
+    metrics = example.get("metrics")
+    example_seconds = _seconds(
+        metrics.get("predict_time") if isinstance(metrics, Mapping) else None
+    )
     median: float | None = None
     from_example = False
     raw_median = data.get("median_seconds")
     if isinstance(raw_median, int | float) and not isinstance(raw_median, bool):
         median = float(raw_median)
-    else:
-        metrics = example.get("metrics")
-        predict = metrics.get("predict_time") if isinstance(metrics, Mapping) else None
-        if isinstance(predict, int | float) and not isinstance(predict, bool):
-            median, from_example = round(float(predict), 1), True
+    elif example_seconds is not None:
+        median, from_example = round(example_seconds, 1), True
 
     cost = data.get("cost", data.get("price"))
     category = data.get("category")
@@ -157,7 +165,26 @@ def read_metadata(data: Any, source: str) -> Metadata:
         example_output=example.get("output"),
         origin=origin if isinstance(origin, str) else None,
         form=form,
+        example_seconds=example_seconds,
+        hardware=_hardware(data.get("hardware")),
     )
+
+
+def _seconds(value: Any) -> float | None:
+    """A positive, finite number of seconds, else None (the metadata is untrusted)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    seconds = float(value)
+    return round(seconds, 3) if math.isfinite(seconds) and seconds > 0 else None
+
+
+def _hardware(value: Any) -> str | None:
+    """The hardware name in the metadata: a string, or an object with ``sku`` or ``name``."""
+    if isinstance(value, Mapping):
+        value = value.get("sku", value.get("name"))
+    if isinstance(value, str) and value.strip() and len(value) <= 100:
+        return value.strip()
+    return None
 
 
 def example_urls(output: Any) -> list[str]:
