@@ -12,8 +12,17 @@ It refuses what the real API refuses: a parameter the API does not have, an opti
 model does not take (``temperature``/``top_p`` on reasoning models, ``reasoning`` on the
 others, an effort or verbosity the model does not offer) or a value out of range (see
 :mod:`producers.testing.fakes.openai_params`), unknown models (404 ``model_not_found``), a
-bad key (401 echoing the masked key), a strict schema without ``additionalProperties:
-false`` or with properties missing from ``required`` (400 ``invalid_json_schema``).
+bad key (401 echoing the masked key), a strict schema whose root is not an object (or is
+``anyOf``), or with an object without ``additionalProperties: false`` or with properties
+missing from ``required`` (400 ``invalid_json_schema``), a misplaced parameter
+(``response_format``, ``max_tokens``, ``messages``... at the top level; unknown fields inside
+``text``, ``text.format`` or ``reasoning``).
+
+Faults besides the generic ones, on [responses]: ``quota`` (429 ``insufficient_quota``,
+the account is out of credit) and ``no_message`` (a completed answer with only a reasoning
+item). The ``outcome`` setting (:meth:`FakeOpenAI.configure`) makes every answer end as
+the real API ends one it will not finish: ``refusal`` (the message is a refusal part),
+``content_filter`` (``incomplete``, reason ``content_filter``) or ``no_message``.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import secrets
 import time
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, ClassVar
 
 from producers.clients.mock_json import instance_for, text_for
 from producers.testing.fakes.base import FakeServer, Fault, IncomingRequest, Reply, mask_secret
@@ -60,6 +69,20 @@ _SERVER_MESSAGES = {
     503: "The server is overloaded or not ready yet.",
     504: "Gateway timeout.",
 }
+#: The real body of a 429 for an account out of credit or past its spend limit.
+QUOTA_BODY: dict[str, Any] = {
+    "message": (
+        "You exceeded your current quota, please check your plan and billing details. For "
+        "more information on this error, read the docs: "
+        "https://platform.openai.com/docs/guides/error-codes/api-errors."
+    ),
+    "type": "insufficient_quota",
+    "param": None,
+    "code": "insufficient_quota",
+}
+#: Values of the ``outcome`` setting: how every answer ends.
+OUTCOMES = ("completed", "refusal", "content_filter", "no_message")
+REFUSAL_TEXT = "I'm sorry, but I can't help with that."
 _RESPONSE_PATH = re.compile(r"^/v1/responses/([^/]+)/?$")
 _DATED = re.compile(r"^(.*)-\d{4}-\d{2}-\d{2}$")
 
@@ -98,11 +121,19 @@ def _input_text(value: Any) -> str:
 def strict_schema_problem(schema: Any, path: tuple[str, ...] = ()) -> str | None:
     """The first reason a schema is not valid for strict structured output, or None.
 
-    Every object needs ``additionalProperties: false`` and all its properties in
-    ``required`` (worded as the real API does, with the schema path as ``context``).
+    The root must be an object (``type: "object"``) and not ``anyOf``; every object needs
+    ``additionalProperties: false`` and all its properties in ``required`` (worded as the
+    real API does, with the schema path as ``context``).
     """
     if not isinstance(schema, Mapping):
         return None
+    if not path:
+        kind = schema.get("type")
+        if kind != "object":
+            shown = kind if isinstance(kind, str) else json.dumps(kind)
+            return f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{shown}\"'."
+        if "anyOf" in schema:
+            return "In context=(), 'anyOf' is not permitted at the root of the schema."
     kind = schema.get("type")
     is_object = kind == "object" or (isinstance(kind, list) and "object" in kind)
     if is_object or "properties" in schema:
@@ -158,6 +189,10 @@ class FakeOpenAI(FakeServer):
 
     provider = "openai"
     routes = ("responses", "retrieve")
+    route_faults: ClassVar[Mapping[str, frozenset[str]]] = {
+        "quota": frozenset({"responses"}),
+        "no_message": frozenset({"responses"}),
+    }
 
     def __init__(
         self,
@@ -173,6 +208,7 @@ class FakeOpenAI(FakeServer):
         self.api_key = api_key
         self.latency = latency
         self.models = {**MODEL_SNAPSHOTS, **(models or {})}
+        self.outcome = "completed"
         self._responses: dict[str, dict[str, Any]] = {}
 
     @property
@@ -183,11 +219,16 @@ class FakeOpenAI(FakeServer):
     # -- settings and state -------------------------------------------------------------------
 
     def configure(self, settings: Mapping[str, Any]) -> None:
-        """Change ``latency`` or ``api_key`` at run time."""
-        unknown = set(settings) - {"latency", "api_key"}
+        """Change ``latency``, ``api_key`` or ``outcome`` (one of :data:`OUTCOMES`: how
+        every answer ends; :meth:`reset_state` sets it back to ``completed``) at run time."""
+        unknown = set(settings) - {"latency", "api_key", "outcome"}
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
+        if "outcome" in settings and settings["outcome"] not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}")
         with self._lock:
+            if "outcome" in settings:
+                self.outcome = str(settings["outcome"])
             if "latency" in settings:
                 self.latency = max(0.0, float(settings["latency"]))
             if "api_key" in settings:
@@ -196,12 +237,17 @@ class FakeOpenAI(FakeServer):
 
     def settings(self) -> dict[str, Any]:
         """The current settings (the key is not shown)."""
-        return {"latency": self.latency, "key_required": self.api_key is not None}
+        return {
+            "latency": self.latency,
+            "key_required": self.api_key is not None,
+            "outcome": self.outcome,
+        }
 
     def reset_state(self) -> None:
-        """Forget the stored responses."""
+        """Forget the stored responses; answers end ``completed`` again."""
         with self._lock:
             self._responses.clear()
+            self.outcome = "completed"
 
     # -- routing and errors -------------------------------------------------------------------
 
@@ -344,10 +390,14 @@ class FakeOpenAI(FakeServer):
                     },
                 )
             return Reply.json(200, stored, self._headers())
+        if fault is not None and fault.kind == "quota":
+            return self._error(429, QUOTA_BODY)
         try:
             response = self._respond(request)
         except RequestError as exc:
             return self._error(exc.status, exc.body)
+        outcome = "no_message" if fault is not None and fault.kind == "no_message" else None
+        _end_as(response, outcome or self.outcome)
         if self.latency > 0 and not self.sleep(self.latency):
             return Reply(drop=True)
         if response.get("store", True):
@@ -529,3 +579,34 @@ class FakeOpenAI(FakeServer):
                 code="invalid_json_schema",
             ) from None
         return json.dumps(value, ensure_ascii=False)
+
+
+def _end_as(response: dict[str, Any], outcome: str) -> None:
+    """Make ``response`` end as the real API ends an answer it does not finish."""
+    if outcome == "completed":
+        return
+    output: list[dict[str, Any]] = response["output"]
+    messages = [item for item in output if item["type"] == "message"]
+    if outcome == "no_message":
+        response["output"] = [item for item in output if item["type"] != "message"] or [
+            {"id": _hex_id("rs_"), "type": "reasoning", "summary": []}
+        ]
+        response["status"] = "completed"
+        response["incomplete_details"] = None
+        usage = response["usage"]
+        reasoning = max(usage["output_tokens"], 1)
+        usage["output_tokens_details"]["reasoning_tokens"] = reasoning
+        usage["output_tokens"] = reasoning
+        usage["total_tokens"] = usage["input_tokens"] + reasoning
+        return
+    for message in messages:
+        if outcome == "refusal":
+            message["content"] = [{"type": "refusal", "refusal": REFUSAL_TEXT}]
+        else:  # content_filter: the text is cut where the filter stopped it
+            for part in message["content"]:
+                part["text"] = str(part.get("text", ""))[:8]
+            message["status"] = "incomplete"
+    if outcome == "content_filter":
+        response["status"] = "incomplete"
+        response["completed_at"] = None
+        response["incomplete_details"] = {"reason": "content_filter"}

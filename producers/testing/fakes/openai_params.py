@@ -5,7 +5,13 @@ The fake refuses what the real API refuses, with its 400 body (``{"error": {"mes
 
 * a parameter the API does not have: ``Unknown parameter: 'seed'.`` (``unknown_parameter``);
   the parameters are those of the official client's ``ResponseCreateParams`` (the client is
-  generated from OpenAI's published API description) plus ``stream``;
+  generated from OpenAI's published API description) plus ``stream``; inside ``text``,
+  ``text.format`` (per format type) and ``reasoning`` the same, named by their path
+  (``Unknown parameter: 'text.format.json_schema'.``);
+* a Chat Completions parameter sent to the Responses API (``response_format``,
+  ``messages``, ``max_tokens``, ``max_completion_tokens``, ``reasoning_effort``,
+  ``verbosity``): ``Unsupported parameter: 'response_format'. In the Responses API, this
+  parameter has moved to 'text.format'. Try again with the new parameter.``;
 * ``temperature``/``top_p`` on a reasoning model (gpt-5 family, o-series), ``reasoning``
   on the others: ``Unsupported parameter: ... is not supported with this model.``;
 * a value the API knows but the model does not take (``minimal`` effort on o4-mini, ``low``
@@ -25,11 +31,40 @@ from dataclasses import dataclass
 from typing import Any
 
 from openai.types.responses.response_create_params import ResponseCreateParamsBase
+from openai.types.responses.response_format_text_json_schema_config_param import (
+    ResponseFormatTextJSONSchemaConfigParam,
+)
+from openai.types.responses.response_text_config_param import ResponseTextConfigParam
+from openai.types.shared_params.reasoning import Reasoning
 
-__all__ = ["KNOWN_PARAMETERS", "ModelFacts", "RequestError", "check_parameters", "facts_for"]
+__all__ = [
+    "KNOWN_PARAMETERS",
+    "MOVED_PARAMETERS",
+    "ModelFacts",
+    "RequestError",
+    "check_parameters",
+    "facts_for",
+]
 
 #: Every top-level parameter of ``POST /v1/responses``.
 KNOWN_PARAMETERS: frozenset[str] = frozenset(ResponseCreateParamsBase.__annotations__) | {"stream"}
+#: Chat Completions parameters and where the Responses API has moved them.
+MOVED_PARAMETERS: dict[str, str] = {
+    "response_format": "text.format",
+    "messages": "input",
+    "max_tokens": "max_output_tokens",
+    "max_completion_tokens": "max_output_tokens",
+    "reasoning_effort": "reasoning.effort",
+    "verbosity": "text.verbosity",
+}
+#: The fields of the nested objects, by path (``text.format`` by its ``type``).
+_NESTED_FIELDS: dict[str, frozenset[str]] = {
+    "text": frozenset(ResponseTextConfigParam.__annotations__),
+    "reasoning": frozenset(Reasoning.__annotations__),
+    "text.format:text": frozenset({"type"}),
+    "text.format:json_object": frozenset({"type"}),
+    "text.format:json_schema": frozenset(ResponseFormatTextJSONSchemaConfigParam.__annotations__),
+}
 #: The API's smallest ``max_output_tokens``.
 MIN_OUTPUT_TOKENS = 16
 _EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
@@ -168,20 +203,65 @@ def _number(
         )
 
 
+def _unknown(param: str) -> RequestError:
+    return RequestError(
+        400, f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter"
+    )
+
+
+def _object(param: str, value: Any) -> Mapping[str, Any] | None:
+    """``value`` if it is an object; None if absent; else the API's invalid-type 400."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        got = "a string" if isinstance(value, str) else f"a {type(value).__name__}"
+        raise RequestError(
+            400,
+            f"Invalid type for '{param}': expected an object, but got {got} instead.",
+            param=param,
+            code="invalid_type",
+        )
+    return value
+
+
+def check_shape(body: Mapping[str, Any]) -> None:
+    """Refuse unknown, misplaced and nested unknown parameters, as the real API does.
+
+    Raises:
+        RequestError: the 400 the real API answers (first problem found).
+    """
+    for name in body:
+        if name in MOVED_PARAMETERS and name not in KNOWN_PARAMETERS:
+            raise RequestError(
+                400,
+                f"Unsupported parameter: '{name}'. In the Responses API, this parameter has "
+                f"moved to '{MOVED_PARAMETERS[name]}'. Try again with the new parameter.",
+                code="unsupported_parameter",
+            )
+    unknown = sorted(name for name in body if name not in KNOWN_PARAMETERS)
+    if unknown:
+        raise _unknown(unknown[0])
+    for path in ("text", "reasoning"):
+        value = _object(path, body.get(path))
+        for name in sorted(value or {}):
+            if name not in _NESTED_FIELDS[path]:
+                raise _unknown(f"{path}.{name}")
+    text = body.get("text")
+    fmt = _object("text.format", text.get("format")) if isinstance(text, Mapping) else None
+    if fmt is not None:
+        fields = _NESTED_FIELDS.get(f"text.format:{fmt.get('type')}")
+        for name in sorted(fmt):
+            if fields is not None and name not in fields:
+                raise _unknown(f"text.format.{name}")
+
+
 def check_parameters(body: Mapping[str, Any], alias: str) -> None:
     """Refuse what the real API refuses in a request for the model ``alias``.
 
     Raises:
         RequestError: the 400 the real API answers (first problem found).
     """
-    unknown = sorted(name for name in body if name not in KNOWN_PARAMETERS)
-    if unknown:
-        raise RequestError(
-            400,
-            f"Unknown parameter: '{unknown[0]}'.",
-            param=unknown[0],
-            code="unknown_parameter",
-        )
+    check_shape(body)
     facts = facts_for(alias)
     for name, high in (("temperature", 2.0), ("top_p", 1.0)):
         if body.get(name) is None:
