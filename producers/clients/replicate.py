@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import json
 import os
+import re
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -20,7 +27,7 @@ from producers.clients.base import (
 )
 from producers.clients.downloads import CheckedDownload, OutputPolicy
 from producers.clients.spec import REPLICATE_DEFAULT_BASE_URL
-from producers.sdk.errors import ErrorCode, ProviderError
+from producers.sdk.errors import ConfigurationError, ErrorCode, ProviderError
 from producers.sdk.secrets import redact, register_secret
 from producers.sdk.uploads import LocalFile
 
@@ -31,6 +38,21 @@ DEFAULT_BASE_URL = REPLICATE_DEFAULT_BASE_URL
 DELIVERY_HOSTS = (".replicate.delivery",)
 _SAFETY_WORDS = ("nsfw", "safety", "sensitive", "content policy", "flagged", "moderation")
 DOCS_HINT = "https://replicate.com/docs/topics/predictions/lifecycle"
+BILLING_URL = "https://replicate.com/account/billing"
+STATUS_PAGE = "https://www.replicatestatus.com"
+#: The variable of the inline/upload threshold (bytes; the ``inline_max_bytes`` option wins).
+INLINE_MAX_BYTES_ENV = "TUTOPANDA_REPLICATE_INLINE_MAX_BYTES"
+#: Replicate's own advice: data URIs for files up to 256 KB, its files API above.
+DEFAULT_INLINE_MAX_BYTES = 256 * 1024
+#: An uploaded file is used again only while it stays valid at least this much longer
+#: (a prediction may wait in Replicate's queue before it fetches its inputs).
+UPLOAD_REUSE_MARGIN = 3600.0
+#: Words of an error's title or detail that say the account is out of credit or past its
+#: spend limit (Replicate answers 402 ``Insufficient credit``).
+_BILLING_WORDS = ("insufficient credit", "spend limit", "out of credit", "payment required")
+#: The statuses a prediction may have that a :class:`MediaJob` carries.
+_JOB_STATUSES = frozenset({"starting", "processing", "succeeded", "failed", "canceled"})
+_FIELD_LINE = re.compile(r"^\s*-\s*([^:\s][^:]*?)\s*:", re.MULTILINE)
 
 
 def failed_prediction_error(error_text: str | None, *, prediction_id: str | None) -> ProviderError:
@@ -58,21 +80,151 @@ def failed_prediction_error(error_text: str | None, *, prediction_id: str | None
     )
 
 
+def aborted_prediction_error(prediction_id: str, error_text: str | None = None) -> ProviderError:
+    """A prediction that ended ``aborted``: it ended before it started (e.g. its deadline
+    passed while it was queued), so it never ran and nothing was billed.
+
+    ``timeout``, retryable, with the prediction's id; a retry runs a new prediction (there is
+    nothing to resume: the error carries no handle).
+    """
+    said = f" ({error_text.strip()})" if error_text and error_text.strip() else ""
+    return ProviderError(
+        ErrorCode.TIMEOUT,
+        f"prediction {prediction_id} was aborted before it started (it ended without running, "
+        f"e.g. its deadline passed while it was queued; nothing was billed){said}",
+        retryable=True,
+        caused_by_user=False,
+        provider=PROVIDER,
+        provider_job_id=prediction_id,
+        raw={"type": "aborted", "detail": error_text or None},
+        hint="Replicate could not start the model in time (busy or cold); run the job again, "
+        "later, or with a fallback model",
+    )
+
+
+def data_removed_error(prediction_id: str) -> ProviderError:
+    """A prediction that succeeded but whose output data Replicate removed (``data_removed``):
+    ``not_found``, retryable (a retry runs, and pays for, a new prediction)."""
+    return ProviderError(
+        ErrorCode.NOT_FOUND,
+        f"prediction {prediction_id} succeeded, but Replicate removed its output data before "
+        "it was collected (outputs of API predictions are kept for about an hour)",
+        retryable=True,
+        caused_by_user=False,
+        provider=PROVIDER,
+        provider_job_id=prediction_id,
+        raw={"type": "data_removed"},
+        hint="collect a prediction's outputs within an hour; a retry runs the prediction again "
+        "(and is billed again)",
+    )
+
+
+def _text(value: Any) -> str | None:
+    """A scalar of an error body as text (None for missing, empty or non-scalar values)."""
+    if value is None or isinstance(value, Mapping | list):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def refused_fields(detail: str | None, body: Mapping[str, Any] | None = None) -> list[str]:
+    """The input fields a 422 answer names (``- input.size: ...`` lines, ``invalid_fields``),
+    ``input.`` dropped, in order, each once."""
+    names: list[str] = []
+    invalid = (body or {}).get("invalid_fields")
+    if isinstance(invalid, list):
+        names += [str(f["field"]) for f in invalid if isinstance(f, Mapping) and f.get("field")]
+    names += _FIELD_LINE.findall(detail or "")
+    shown: list[str] = []
+    for name in names:
+        name = name.strip().removeprefix("input.")
+        if name and name not in shown:
+            shown.append(name[:80])
+    return shown
+
+
+def _hint(
+    status: int, code: ErrorCode, detail: str | None, path: str | None, fields: list[str]
+) -> str:
+    """What to check, in a few words, for an HTTP error answer."""
+    path = path or ""
+    if code is ErrorCode.QUOTA_EXCEEDED:
+        return (
+            f"add credit or raise the spend limit at {BILLING_URL}; retrying cannot help until then"
+        )
+    if status == 401:
+        return "check the Replicate API token (REPLICATE_API_TOKEN, or the Airflow connection's password)"
+    if status == 403:
+        return "the token's account may not use this model or resource; check the token and the model's access"
+    if status == 404:
+        if path.startswith("/v1/predictions/"):
+            return "the prediction is gone or belongs to another account; check the token"
+        if path.startswith("/v1/files"):
+            return "the uploaded file is gone (expired or deleted); run the job again"
+        if path.startswith("/v1/deployments/"):
+            return "check the deployment name (owner/name) and that the token's account owns it"
+        return "check the model id (owner/name) and version in the model's declaration"
+    if status == 409:
+        return "the request conflicts with the resource's current state (e.g. it already finished)"
+    if status == 413:
+        return f"the request is too large: send big files through the files API (lower {INLINE_MAX_BYTES_ENV})"
+    if status in (400, 422):
+        if fields == ["version"] or (detail or "").lower().startswith("invalid version"):
+            return (
+                "check the model version in the model's declaration and that the token may use it"
+            )
+        inputs = [f for f in fields if f not in ("(root)", "version")]
+        if inputs:
+            return f"the model refused the input {', '.join(inputs)}: check the value against the model's schema (tutopanda models show)"
+        if "(root)" in fields:
+            return "the request body has a field Replicate does not accept (an SDK bug: report it)"
+        return "the model refused the input: check the values against the model's schema (tutopanda models show)"
+    if status == 429:
+        return "Replicate throttled the requests; wait and retry, or run fewer jobs at once"
+    if status >= 500:
+        return f"Replicate is failing or overloaded; retry later ({STATUS_PAGE})"
+    return DOCS_HINT
+
+
 def http_error(
-    status: int, body: Mapping[str, Any] | None, *, retry_after: float | None = None
+    status: int,
+    body: Mapping[str, Any] | None,
+    *,
+    retry_after: float | None = None,
+    method: str | None = None,
+    path: str | None = None,
 ) -> ProviderError:
-    """Map an HTTP error answer (``{"title", "detail", "status"}``) to a ProviderError."""
-    body = body or {}
-    detail = str(body.get("detail") or body.get("title") or f"HTTP {status}")
+    """Map an HTTP error answer (problem details: ``{"title", "detail", "status"}``) to a
+    ProviderError with a hint; ``raw`` keeps the status, title, detail, type, method and path.
+
+    402, or a 403/429 whose words say the account is out of credit or past its spend limit,
+    is ``quota_exceeded`` (never retryable).
+    """
+    body = body if isinstance(body, Mapping) else {}
+    title, detail, kind = (
+        _text(body.get("title")),
+        _text(body.get("detail")),
+        _text(body.get("type")),
+    )
+    reason = detail or title or f"HTTP {status}"
+    words = f"{title or ''} {detail or ''}".lower()
     code = code_for_status(status)
+    retryable: bool | None = None
+    if status == 402 or (status in (403, 429) and any(w in words for w in _BILLING_WORDS)):
+        code, retryable = ErrorCode.QUOTA_EXCEEDED, False
+    fields = refused_fields(detail, body) if status in (400, 422) else []
+    raw = {"status": status, "title": title, "detail": detail, "type": kind}
+    raw |= {"method": method, "path": path}
     return ProviderError(
         code,
-        detail,
+        reason,
+        retryable=retryable,
         status_code=status,
-        retry_after=retry_after,
+        retry_after=retry_after if code is ErrorCode.RATE_LIMITED else None,
         provider=PROVIDER,
-        raw=dict(body),
+        raw={k: v for k, v in raw.items() if v is not None},
         caused_by_user=code in (ErrorCode.INVALID_INPUT, ErrorCode.AUTH_FAILED),
+        hint=_hint(status, code, detail, path, fields),
     )
 
 
@@ -80,7 +232,9 @@ def error_from_exception(exc: BaseException, *, retry_after: float | None = None
     """Map an exception raised by the ``replicate`` package (or httpx) to ProviderError.
 
     ``ReplicateError`` keeps no response headers, so a 429's ``Retry-After`` must be read
-    by the caller (an httpx response hook) and passed as ``retry_after``.
+    by the caller (an httpx response hook) and passed as ``retry_after``. The live adapter's
+    transport raises mapped errors for every 4xx/5xx answer itself (with the request's
+    method and path), so a ``ReplicateError`` reaches this only from other callers.
     """
     from replicate.exceptions import ModelError, ReplicateError
 
@@ -92,7 +246,7 @@ def error_from_exception(exc: BaseException, *, retry_after: float | None = None
             getattr(prediction, "error", None), prediction_id=getattr(prediction, "id", None)
         )
     if isinstance(exc, ReplicateError):
-        body = {"title": exc.title, "detail": exc.detail}
+        body = {"title": exc.title, "detail": exc.detail, "type": exc.type}
         return http_error(exc.status or 0, body, retry_after=retry_after)
     if isinstance(exc, httpx.TimeoutException):
         return ProviderError(
@@ -117,19 +271,32 @@ def error_from_exception(exc: BaseException, *, retry_after: float | None = None
             provider=PROVIDER,
             retryable=True,
         )
+    if _is_validation_error(exc):
+        # The official client's models (e.g. a File) refused the answer's shape.
+        return ProviderError(
+            ErrorCode.MALFORMED_OUTPUT,
+            f"Replicate answered with a body of an unexpected shape ({type(exc).__name__})",
+            provider=PROVIDER,
+            retryable=True,
+        )
     return ProviderError(
         ErrorCode.UNKNOWN,
         redact(f"{type(exc).__name__}: {exc}"),
         provider=PROVIDER,
         retryable=False,
-        raw=type(exc).__name__,
+        raw={"type": type(exc).__name__},
     )
+
+
+def _is_validation_error(exc: BaseException) -> bool:
+    import pydantic
+    from pydantic import v1 as pydantic_v1
+
+    return isinstance(exc, pydantic.ValidationError | pydantic_v1.ValidationError)
 
 
 # ---- the live adapter -----------------------------------------------------------------------
 
-#: Statuses our transport turns into errors before replicate-python's RetryTransport sees them.
-_SURFACED_STATUSES = frozenset({429, 500, 502, 503, 504})
 API_TIMEOUT = httpx.Timeout(30.0, connect=5.0, pool=10.0)
 #: API requests one client sends at once (more wait their turn, in order).
 MAX_IN_FLIGHT = 16
@@ -137,18 +304,19 @@ DOWNLOAD_TIMEOUT = httpx.Timeout(60.0, connect=10.0, pool=10.0)
 
 
 class SurfacingTransport(httpx.AsyncBaseTransport):
-    """Turns throttling and server errors into :class:`ProviderError` at the transport.
+    """Turns every error answer (4xx, 5xx) into a mapped :class:`ProviderError` at the transport.
 
     replicate-python wraps every transport it is given in its own ``RetryTransport``, which
     silently retries GET-like requests on 429/503/504 up to ten times, sleeping any
-    ``Retry-After`` uncapped; and its ``ReplicateError`` keeps no response headers. Raising
-    here, below that wrapper, does both jobs with public API only: the wrapper never sees a
-    status it would retry (so every request the SDK makes is one request on the wire), and
-    ``Retry-After`` is read from the real response. Retrying is left to the clients.
+    ``Retry-After`` uncapped; and its ``ReplicateError`` keeps no response headers nor the
+    request. Raising here, below that wrapper, does both jobs with public API only: the
+    wrapper never sees a status it would retry (so every request the SDK makes is one
+    request on the wire), ``Retry-After`` is read from the real response, and the error's
+    ``raw`` names the request's method and path. Retrying is left to the clients.
 
-    It also restores the timeout on prediction creates: replicate-python 1.0.7 passes
-    ``timeout=None`` to httpx for a create without ``wait``, which disables every timeout,
-    so a create that never answers would hang forever.
+    It also restores the timeout on prediction creates and file uploads: replicate-python
+    1.0.7 passes ``timeout=None`` to httpx for a create without ``wait`` and for every upload,
+    which disables every timeout, so a request that never answers would hang forever.
     """
 
     def __init__(
@@ -164,7 +332,7 @@ class SurfacingTransport(httpx.AsyncBaseTransport):
         self.requests = 0
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request``; raise a mapped error for 429 and 5xx answers."""
+        """Send ``request``; raise a mapped error for every 4xx and 5xx answer."""
         self.requests += 1
         current = request.extensions.get("timeout") or {}
         if all(value is None for value in current.values()):
@@ -173,7 +341,7 @@ class SurfacingTransport(httpx.AsyncBaseTransport):
         # their turn here, not in httpcore's pool, whose queue costs grow with its square.
         async with self._in_flight:
             response = await self._inner.handle_async_request(request)
-        if response.status_code not in _SURFACED_STATUSES:
+        if response.status_code < 400:
             return response
         try:
             raw = await response.aread()
@@ -185,37 +353,193 @@ class SurfacingTransport(httpx.AsyncBaseTransport):
             body = {
                 "detail": raw[:500].decode("utf-8", "replace") or f"HTTP {response.status_code}"
             }
-        error = http_error(
+        raise http_error(
             response.status_code,
             body if isinstance(body, dict) else {"detail": str(body)},
             retry_after=retry_after_seconds(dict(response.headers)),
+            method=request.method,
+            path=request.url.path,
         )
-        error.raw = {"method": request.method, "path": request.url.path, **(error.raw or {})}
-        raise error
 
     async def aclose(self) -> None:
         """Close the wrapped transport."""
         await self._inner.aclose()
 
 
-def _inline(value: Any) -> Any:
-    """A :class:`LocalFile` (or a list of them) as a ``data:`` URI; anything else as is."""
-    if isinstance(value, LocalFile):
-        data = base64.b64encode(value.path.read_bytes()).decode("ascii")
-        return f"data:{value.mime_type};base64,{data}"
-    if isinstance(value, list):
-        return [_inline(item) for item in value]
-    return value
+def _inline(value: LocalFile, data: bytes) -> str:
+    """A :class:`LocalFile`'s bytes as a ``data:`` URI with its stored MIME type."""
+    return f"data:{value.mime_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _is_url(value: Any) -> bool:
+    """True for a string that is an absolute URL with a host, or a ``data:`` URI."""
+    if not isinstance(value, str) or len(value) > 1_000_000:
+        return False
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        return False
+    return bool(parts.scheme) and (bool(parts.netloc) or parts.scheme.lower() == "data")
+
+
+def output_urls(output: Any) -> tuple[str, ...]:
+    """The output's URLs when it is a URL or a list of URLs; ``()`` for any other shape (text,
+    a list of tokens, an object, None): the producer interprets those from the value."""
+    items = output if isinstance(output, list) else [output]
+    if not items or not all(_is_url(item) for item in items):
+        return ()
+    return tuple(items)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def job_from_json(data: Any) -> MediaJob:
+    """A prediction's JSON (untrusted) as a :class:`MediaJob`, validated here rather than by
+    replicate-python's ``Prediction`` model (1.0.7 refuses the ``aborted`` status).
+
+    Raises:
+        ProviderError: ``timeout`` (retryable) for an ``aborted`` prediction;
+            ``malformed_output`` for an answer without an id or a status, ``unknown`` for a
+            status this adapter does not know.
+    """
+    if not isinstance(data, Mapping) or not isinstance(data.get("id"), str) or not data["id"]:
+        raise ProviderError(
+            ErrorCode.MALFORMED_OUTPUT,
+            "Replicate answered with a prediction that has no id",
+            retryable=True,
+            provider=PROVIDER,
+        )
+    prediction_id = str(data["id"])[:100]
+    status = data.get("status")
+    error = None if data.get("error") is None else str(data.get("error"))
+    if status == "aborted":
+        raise aborted_prediction_error(prediction_id, error)
+    if not isinstance(status, str) or status not in _JOB_STATUSES:
+        shown = repr(status)[:60]
+        raise ProviderError(
+            ErrorCode.UNKNOWN,
+            f"prediction {prediction_id} has a status this adapter does not know: {shown}",
+            retryable=False,
+            provider=PROVIDER,
+            provider_job_id=prediction_id,
+            raw={"type": "unknown_status", "detail": shown},
+        )
+    output = data.get("output")
+    metrics = data.get("metrics")
+    urls = data.get("urls")
+    return MediaJob(
+        id=prediction_id,
+        status=status,  # one of _JOB_STATUSES, checked above
+        outputs=output_urls(output),
+        value=output,
+        data_removed=data.get("data_removed") is True,
+        error=error,
+        provider_seconds=_number(metrics.get("predict_time"))
+        if isinstance(metrics, Mapping)
+        else None,
+        raw={
+            "status": status,
+            "urls": {str(k): v for k, v in urls.items() if isinstance(v, str)}
+            if isinstance(urls, Mapping)
+            else {},
+        },
+    )
+
+
+def _checked(job: MediaJob) -> MediaJob:
+    """``job``, unless it succeeded with its output data removed (a clear error, never an
+    empty result)."""
+    if job.status == "succeeded" and job.data_removed:
+        raise data_removed_error(job.id)
+    return job
+
+
+def read_inline_max_bytes(
+    value: int | str | None = None, environ: Mapping[str, str] | None = None
+) -> int:
+    """The inline/upload threshold: ``value``, else ``$TUTOPANDA_REPLICATE_INLINE_MAX_BYTES``,
+    else 256 KiB; a whole number of bytes, 0 or more.
+
+    Raises:
+        ConfigurationError: The setting is not a whole number of bytes.
+    """
+    env = os.environ if environ is None else environ
+    setting = "[tutopanda] inline_max_bytes"
+    if value is None and env.get(INLINE_MAX_BYTES_ENV, "").strip():
+        value, setting = env[INLINE_MAX_BYTES_ENV], INLINE_MAX_BYTES_ENV
+    if value is None:
+        return DEFAULT_INLINE_MAX_BYTES
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = -1
+    if isinstance(value, bool) or number < 0:
+        raise ConfigurationError(f"{setting}: {value!r} is not a whole number of bytes (0 or more)")
+    return number
+
+
+def _timestamp(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file uploaded with Replicate's files API, kept for reuse while it is valid.
+
+    Attributes:
+        id: The file's id.
+        url: Its ``urls.get`` URL (what a prediction's input names).
+        sha256: The content's digest (the reuse key).
+        size: Its size in bytes.
+        expires_at: When Replicate deletes it (Unix time; None: not said).
+    """
+
+    id: str
+    url: str
+    sha256: str
+    size: int
+    expires_at: float | None
+
+    def valid(self, now: float | None = None) -> bool:
+        """True while the file stays valid for at least :data:`UPLOAD_REUSE_MARGIN` seconds."""
+        if self.expires_at is None:
+            return True
+        return self.expires_at - (time.time() if now is None else now) > UPLOAD_REUSE_MARGIN
 
 
 class ReplicateClient:
     """The live Replicate adapter, over the official ``replicate`` package.
 
     Implements :class:`producers.clients.base.MediaClient`: create (by model, or by pinned
-    version), get, cancel, and streamed download of outputs. Local files in the payload
-    (:class:`~producers.sdk.uploads.LocalFile` values: the producer turns store blobs of file
-    fields into them) are sent inline as data URIs with their stored MIME type, so a create is
-    always exactly one request. A string is never read as a file.
+    version), get, cancel, and streamed download of outputs. Requests go through the official
+    client's own request path (its base URL, token and transport); the prediction JSON is
+    validated here (:func:`job_from_json`), since replicate-python 1.0.7's ``Prediction``
+    refuses statuses newer than it (``aborted``).
+
+    Local files in the payload (:class:`~producers.sdk.uploads.LocalFile` values: the
+    producer turns store blobs of file fields into them) up to ``inline_max_bytes`` are sent
+    inline as data URIs with their stored MIME type; larger ones are uploaded first with
+    Replicate's files API (``POST /v1/files``, the official ``files.async_create``) and the
+    input names the file's URL. One blob (by sha256) is uploaded once per client while its
+    file stays valid. An upload that fails raises before any prediction is created, so
+    nothing is paid. A string is never read as a file.
     """
 
     def __init__(
@@ -230,6 +554,7 @@ class ReplicateClient:
         output_hosts: str | Sequence[str] | None = None,
         max_output_bytes: int | str | None = None,
         download_deadline: float | str | None = None,
+        inline_max_bytes: int | str | None = None,
     ) -> None:
         """Build the adapter.
 
@@ -247,9 +572,12 @@ class ReplicateClient:
                 ``$TUTOPANDA_MAX_OUTPUT_BYTES``, else 4 GiB).
             download_deadline: Seconds one download may take (default
                 ``$TUTOPANDA_DOWNLOAD_DEADLINE``, else 30 minutes).
+            inline_max_bytes: The largest local file sent inline as a data URI; larger ones
+                go through the files API (default ``$TUTOPANDA_REPLICATE_INLINE_MAX_BYTES``,
+                else 256 KiB).
 
         Raises:
-            ConfigurationError: An output setting has a bad value.
+            ConfigurationError: An output or upload setting has a bad value.
         """
         from replicate.client import Client
 
@@ -263,6 +591,7 @@ class ReplicateClient:
             max_output_bytes=max_output_bytes,
             download_deadline=download_deadline,
         )
+        self.inline_max_bytes = read_inline_max_bytes(inline_max_bytes)
         self.transport = SurfacingTransport(transport, timeout=timeout or API_TIMEOUT)
         self._client = Client(
             api_token=api_token,
@@ -278,32 +607,79 @@ class ReplicateClient:
             verify=ssl_context(),
         )
         self._wait = wait_seconds
+        #: Files uploaded by this client, by the sha256 of their content.
+        self.uploads: dict[str, Upload] = {}
+        self._upload_locks: dict[tuple[int, str], asyncio.Lock] = {}
+
+    # -- inputs -------------------------------------------------------------------------------
+
+    async def _file_value(self, value: Any) -> Any:
+        """A payload value with its local files inline (small) or uploaded (large)."""
+        if isinstance(value, LocalFile):
+            size = value.path.stat().st_size
+            if size > self.inline_max_bytes:
+                return (await self.upload(value)).url
+            return _inline(value, await asyncio.to_thread(value.path.read_bytes))
+        if isinstance(value, list):
+            return [await self._file_value(item) for item in value]
+        return value
+
+    async def upload(self, file: LocalFile) -> Upload:
+        """Upload ``file`` with the files API (once per content while the upload is valid).
+
+        Raises:
+            ProviderError: The upload failed (a 5xx, a 429, a broken connection: retryable;
+                nothing was paid, no prediction exists).
+        """
+        digest = await asyncio.to_thread(_sha256, file.path)
+        key = (id(asyncio.get_running_loop()), digest)
+        lock = self._upload_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            kept = self.uploads.get(digest)
+            if kept is not None and kept.valid():
+                return kept
+            size = file.path.stat().st_size
+            try:
+                with file.path.open("rb") as handle:
+                    created = await self._client.files.async_create(
+                        handle, filename=file.path.name, content_type=file.mime_type
+                    )
+            except Exception as exc:  # the adapter boundary: every failure leaves mapped
+                error = error_from_exception(exc)
+                error.reason = (
+                    f"the upload of an input file ({size} bytes) failed; no prediction was "
+                    f"created: {error.reason}"
+                )
+                error.provider = error.provider or PROVIDER
+                raise error from exc
+            url = created.urls.get("get") if isinstance(created.urls, Mapping) else None
+            parts = urlsplit(url) if isinstance(url, str) else None
+            if parts is None or parts.scheme not in ("https", "http") or not parts.netloc:
+                raise ProviderError(
+                    ErrorCode.MALFORMED_OUTPUT,
+                    f"Replicate answered an upload (file {created.id}) without an http(s) urls.get",
+                    retryable=True,
+                    provider=PROVIDER,
+                )
+            upload = Upload(
+                id=str(created.id),
+                url=str(url),
+                sha256=digest,
+                size=size,
+                expires_at=_timestamp(created.expires_at),
+            )
+            self.uploads[digest] = upload
+            return upload
+
+    # -- predictions --------------------------------------------------------------------------
 
     @staticmethod
     def _job(prediction: Any) -> MediaJob:
-        output = prediction.output
-        items = output if isinstance(output, list) else [] if output is None else [output]
-        if not all(isinstance(item, str) for item in items):
-            # Named by type only: the value is the provider's and may carry a signed URL.
-            shapes = sorted({type(item).__name__ for item in items})
-            raise ProviderError(
-                ErrorCode.MALFORMED_OUTPUT,
-                f"prediction {prediction.id} has an output that is not a URL or a list of "
-                f"URLs (it holds {', '.join(shapes)})",
-                retryable=False,
-                provider=PROVIDER,
-                provider_job_id=prediction.id,
-            )
-        outputs: tuple[str, ...] = tuple(items)
-        metrics = prediction.metrics or {}
-        return MediaJob(
-            id=prediction.id,
-            status=prediction.status,
-            outputs=outputs,
-            error=None if prediction.error is None else str(prediction.error),
-            provider_seconds=metrics.get("predict_time"),
-            raw={"status": prediction.status, "urls": prediction.urls or {}},
-        )
+        """A prediction's JSON (or an object with its fields) as a :class:`MediaJob`."""
+        if not isinstance(prediction, Mapping):
+            fields = ("id", "status", "output", "error", "metrics", "urls", "data_removed")
+            prediction = {name: getattr(prediction, name, None) for name in fields}
+        return job_from_json(prediction)
 
     async def create_job(
         self,
@@ -313,28 +689,44 @@ class ReplicateClient:
         payload: Mapping[str, Any],
         hints: MediaHints,
     ) -> MediaJob:
-        """Create a prediction; one POST."""
-        body = {k: _inline(v) for k, v in payload.items()}
-        extra: dict[str, Any] = {"file_encoding_strategy": "base64"}
+        """Create a prediction: its large local files uploaded first (each at most once),
+        then one POST."""
+        body = {key: await self._file_value(value) for key, value in payload.items()}
+        request: dict[str, Any] = {"input": body}
+        if version:
+            path = "/v1/predictions"
+            request["version"] = version
+        else:
+            owner, _, name = model.partition("/")
+            path = f"/v1/models/{quote(owner, safe='')}/{quote(name, safe='')}/predictions"
+        extra: dict[str, Any] = {}
         if self._wait:
-            extra["wait"] = self._wait
+            extra["headers"] = {"Prefer": f"wait={int(self._wait)}"}
+            extra["timeout"] = httpx.Timeout(5.0, read=float(self._wait) + 0.5)
         try:
-            if version:
-                prediction = await self._client.predictions.async_create(
-                    version=version, input=body, **extra
-                )
-            else:
-                prediction = await self._client.models.predictions.async_create(
-                    model=model, input=body, **extra
-                )
+            response = await self._client._async_request("POST", path, json=request, **extra)
+            job = job_from_json(response.json())
+        except ProviderError as exc:
+            if exc.status_code == 404:
+                exc.hint = f"check the model id ({model}) and version in the model's declaration"
+            raise exc.with_context(provider=PROVIDER) from None
         except Exception as exc:  # the adapter boundary: every failure leaves mapped
             raise error_from_exception(exc) from exc
-        return self._job(prediction)
+        return _checked(job)
 
     async def get_job(self, job_id: str) -> MediaJob:
-        """The prediction's current state; one GET."""
+        """The prediction's current state; one GET.
+
+        Raises:
+            ProviderError: ``timeout`` (retryable, no handle) if it was aborted before it
+                started; ``not_found`` (retryable) if it succeeded but its output data was
+                removed; the mapped HTTP error otherwise.
+        """
         try:
-            return self._job(await self._client.predictions.async_get(job_id))
+            response = await self._client._async_request(
+                "GET", f"/v1/predictions/{quote(job_id, safe='')}"
+            )
+            return _checked(job_from_json(response.json()))
         except ProviderError as exc:
             raise exc.with_context(provider=PROVIDER) from None
         except Exception as exc:
@@ -343,7 +735,12 @@ class ReplicateClient:
     async def cancel_job(self, job_id: str) -> MediaJob:
         """Cancel the prediction; one POST."""
         try:
-            return self._job(await self._client.predictions.async_cancel(job_id))
+            response = await self._client._async_request(
+                "POST", f"/v1/predictions/{quote(job_id, safe='')}/cancel"
+            )
+            return job_from_json(response.json())
+        except ProviderError as exc:
+            raise exc.with_context(provider=PROVIDER) from None
         except Exception as exc:
             raise error_from_exception(exc) from exc
 
