@@ -63,6 +63,22 @@ def _params(topic: Param, mode: str) -> dict[str, Param]:
         )
         for role, title in ROLE_TITLES.items()
     }
+    fallbacks = {
+        f"{role}_fallbacks": Param(
+            None,
+            type=["null", "array"],
+            maxItems=5,
+            items={"type": "string", "pattern": r"^[a-z0-9_-]+:.+$"},
+            title=f"{title} fallbacks",
+            description=(
+                f"Models to try, in order, when the {role} model fails with a provider-side "
+                "error its retries did not cure (provider down, rate limited, model failed, "
+                "timed out, out of credit); never after a refused input or a safety block. "
+                "Empty: the deployment's options decide."
+            ),
+        )
+        for role, title in ROLE_TITLES.items()
+    }
     return {
         "topic": topic,
         "segments": Param(
@@ -139,6 +155,7 @@ def _params(topic: Param, mode: str) -> dict[str, Param]:
             ),
         ),
         **models,
+        **fallbacks,
     }
 
 

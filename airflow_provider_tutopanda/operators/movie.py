@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from producers.pipeline.steps import JobSpec
+    from producers.sdk.errors import ProviderError
 
 
 class MovieJobOperator(ProducerOperator):
@@ -128,7 +129,6 @@ class MovieJobOperator(ProducerOperator):
     def task_job(self, context: Context) -> TaskJob | None:
         """This task's job (the script's also checks the run first: params, schemas, budget);
         None when the video role is off (the image stays on screen)."""
-        from airflow_provider_tutopanda.operators.producer import ENVIRONMENT, mode_of
 
         params: Mapping[str, Any] = context["params"]
         if self.role == "script":
@@ -136,12 +136,27 @@ class MovieJobOperator(ProducerOperator):
         spec = self._spec(context)
         if spec is None:
             return None
+        try:
+            spec = spec.moved_to(self.passed_over(context))
+        except ValueError as error:  # the run's fallbacks changed under a kept record
+            self.log.warning("tutopanda: %s; starting again from the role's model", error)
+        return self._task_job_of(context, spec)
+
+    def _task_job_of(self, context: Context, spec: JobSpec) -> TaskJob:
+        from airflow_provider_tutopanda.operators.producer import ENVIRONMENT, mode_of
+
+        params: Mapping[str, Any] = context["params"]
         request = spec.request(
             mode=mode_of(self.mode), run_id=context.get("run_id"), environment=ENVIRONMENT
         )
         ti = context.get("ti")
         request = request.model_copy(update={"attempt": int(getattr(ti, "try_number", None) or 1)})
         refresh_jobs = {str(k) for k in params.get("refresh_jobs") or ()}
+
+        def fallback(error: ProviderError) -> TaskJob | None:
+            following = spec.fallback(error)
+            return None if following is None else self._task_job_of(context, following)
+
         return TaskJob(
             request=request,
             refresh=bool(params.get("refresh"))
@@ -150,6 +165,8 @@ class MovieJobOperator(ProducerOperator):
             key=spec.key,
             role=spec.role,
             segment=spec.index,
+            fallback=fallback,
+            passed_over=spec.passed_over,
         )
 
     def task_result(

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import dataclasses
 import logging
 import os
-from collections.abc import Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -38,6 +37,8 @@ log = logging.getLogger(__name__)
 
 #: The key under which a submitted job's handle is kept in the task state store (AIP-103).
 STATE_KEY = "tutopanda_job"
+#: The task state store key of the models a task passed over (its fallbacks' progress).
+FALLBACK_STATE_KEY = "tutopanda_fallback"
 MODES = ("mock", "live")
 #: The environment Airflow jobs ask for: a producer declared for it beats one declared for "*".
 ENVIRONMENT = "airflow"
@@ -93,11 +94,22 @@ class TaskJob:
     key: str | None = None
     role: str | None = None
     segment: int | None = None
+    #: The same job on the next fallback model after a final error, or None (no fallback
+    #: left, or the error is not one that falls back).
+    fallback: Callable[[ProviderError], TaskJob | None] | None = None
+    #: Why the models tried before this one did not make the artefact.
+    passed_over: tuple[dict[str, Any], ...] = ()
 
     @property
     def where(self) -> dict[str, Any]:
-        """Where the job sits in a pipeline (its record's ``key``, ``role``, ``segment``)."""
-        return {"key": self.key, "role": self.role, "segment": self.segment}
+        """Where the job sits in a pipeline (its record's ``key``, ``role``, ``segment``) and
+        the models passed over before its own."""
+        return {
+            "key": self.key,
+            "role": self.role,
+            "segment": self.segment,
+            "passed_over": list(self.passed_over),
+        }
 
 
 class ProducerOperator(BaseOperator):
@@ -133,6 +145,13 @@ class ProducerOperator(BaseOperator):
         job_deadline: Seconds a submitted job may take before it is cancelled at the
             provider and fails with ``timeout``; None: 10x its model's usual latency, at
             least 15 minutes (1 hour when unknown).
+        fallbacks: Models (``provider:model``) to try, in order, when ``model`` fails with a
+            provider-side error that the task's retries did not cure (provider unavailable,
+            rate limited, model failed, timeout, quota exceeded; never a refused input or a
+            safety block): each gets the same inputs (not ``custom``: it belongs to
+            ``model``), mapped and validated afresh. The switch happens on the task's last
+            try, or at once for an error that is not retryable; later tries go on with the
+            fallback. The job's record lists the models passed over and why.
         role: The job's role in a pipeline (``image``), for its record; optional.
         segment: The job's segment in a pipeline, for its record; optional.
         job_key: The job's key in a pipeline (``image[2]``), for its record; optional.
@@ -164,6 +183,7 @@ class ProducerOperator(BaseOperator):
         poll_interval: float | None = None,
         job_deadline: float | None = None,
         collect_in_trigger: bool = True,
+        fallbacks: Sequence[str] = (),
         role: str | None = None,
         segment: int | None = None,
         job_key: str | None = None,
@@ -184,6 +204,10 @@ class ProducerOperator(BaseOperator):
             raise ValueError(f"job_deadline must be positive, not {job_deadline}")
         if isinstance(attachments, (str, os.PathLike)):
             raise TypeError("attachments is a list of paths, not one path")
+        if isinstance(fallbacks, str):
+            raise TypeError("fallbacks is a list of model ids, not one model id")
+        for fallback in fallbacks:
+            parse_model_id(fallback)
         self.model = model
         self.inputs = dict(inputs or {})
         self.custom = dict(custom or {})
@@ -198,6 +222,7 @@ class ProducerOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.job_deadline = job_deadline
         self.collect_in_trigger = collect_in_trigger
+        self.fallbacks = list(fallbacks)
         self.role = role
         self.segment = segment
         self.job_key = job_key
@@ -207,13 +232,40 @@ class ProducerOperator(BaseOperator):
     # -- which job, what result: what a subclass overrides -------------------------------------
 
     def task_job(self, context: Context) -> TaskJob | None:
-        """The job this task instance runs (None: nothing to run; see :meth:`task_result`)."""
+        """The job this task instance runs (None: nothing to run; see :meth:`task_result`):
+        on ``model``, or on the fallback after the models an earlier try passed over."""
+        passed_over = self.passed_over(context)
+        if len(passed_over) > len(self.fallbacks):
+            self.log.warning("tutopanda: the kept fallback record does not fit; starting again")
+            passed_over = []
+        return self._task_job_on(context, passed_over)
+
+    def _task_job_on(self, context: Context, passed_over: list[dict[str, Any]]) -> TaskJob:
+        from producers.pipeline.steps import passed_over_record
+
+        position = len(passed_over)
+        request = self.build_request(context)
+        if position:
+            request = request.model_copy(
+                update={"descriptor": descriptor_of(self.fallbacks[position - 1]), "custom": {}}
+            )
+
+        def fallback(error: ProviderError) -> TaskJob | None:
+            from producers.pipeline.steps import falls_back
+
+            if position >= len(self.fallbacks) or not falls_back(error):
+                return None
+            record = passed_over_record(request.descriptor.model_id, error)
+            return self._task_job_on(context, [*passed_over, record])
+
         return TaskJob(
-            request=self.build_request(context),
+            request=request,
             refresh=self.refresh,
             key=self.job_key,
             role=self.role,
             segment=self.segment,
+            fallback=fallback if self.fallbacks else None,
+            passed_over=tuple(passed_over),
         )
 
     def task_result(
@@ -271,8 +323,17 @@ class ProducerOperator(BaseOperator):
         job = self.task_job(context)
         if job is None:
             return self.task_result(context, None, [])
-        with self._recording_failure(context, job):
-            step = self._call(self._start(context, job))
+        return self._go(context, job)
+
+    def _go(self, context: Context, job: TaskJob) -> Any:
+        """Run ``job`` on a worker, moving to its fallback models while its model fails for
+        good with a provider-side error; the records, or a deferral."""
+        while True:
+            try:
+                step = self._call(self._start(context, job))
+                break
+            except ProducerFailed as failed:
+                job = self._fall_back(context, job, failed)
         if isinstance(step, list):
             return self.task_result(context, job, step)
         from airflow_provider_tutopanda.triggers.producer import ProducerTrigger
@@ -349,6 +410,7 @@ class ProducerOperator(BaseOperator):
         state = context.get("task_state_store")
         if state is not None:
             state.delete(STATE_KEY)
+            state.delete(FALLBACK_STATE_KEY)
         self._running = None
         return self._push_record(context, job, result)
 
@@ -363,16 +425,18 @@ class ProducerOperator(BaseOperator):
             # The trigger collected and ended the task (TaskSuccessEvent), but this runner
             # (``dag.test()``) hands the event back instead: take what the trigger stored.
             return self.task_result(context, job, self._call(self._stored(context, job)))
-        with self._recording_failure(context, job):
-            try:
-                landed = JobEvent.model_validate(event)
-            except ValueError as error:
-                raise AirflowException(
-                    f"the trigger sent an event that is not a job event: {error}"
-                ) from None
+        try:
+            landed = JobEvent.model_validate(event)
+        except ValueError as error:
+            raise AirflowException(
+                f"the trigger sent an event that is not a job event: {error}"
+            ) from None
+        try:
             if landed.status == "error" or landed.handle is None:
                 raise ProducerFailed(landed.provider_error())
             records = self._call(self._finish(context, job, landed.handle))
+        except ProducerFailed as failed:
+            return self._go(context, self._fall_back(context, job, failed))
         return self.task_result(context, job, records)
 
     async def _finish(
@@ -421,27 +485,64 @@ class ProducerOperator(BaseOperator):
         context["ti"].xcom_push(key=JOB_XCOM_KEY, value=record.model_dump(mode="json"))
         return [a.record() for a in result.artefacts]
 
-    @contextlib.contextmanager
-    def _recording_failure(self, context: Context, job: TaskJob) -> Iterator[None]:
-        """Push the failed job's record (with its error) before the failure leaves."""
-        try:
-            yield
-        except ProducerFailed as failed:
+    def _fall_back(self, context: Context, job: TaskJob, failed: ProducerFailed) -> TaskJob:
+        """The job on its next fallback model after ``failed``, when the error is final (not
+        retryable, or this is the task's last try) and falls back; else push the failed
+        job's record (with its error) and raise ``failed``.
+
+        The models passed over are kept in the task state store, so the task's later tries
+        go on with the fallback model instead of starting again from the first.
+        """
+        request = job.request
+        prompt = request.inputs.get("prompt")
+        error = failed.error.with_context(
+            provider=request.descriptor.provider,
+            model=request.descriptor.model,
+            prompt=prompt if isinstance(prompt, str) else None,
+        )
+        ti = context.get("ti")
+        last_try = int(getattr(ti, "try_number", None) or 1) > int(self.retries or 0)
+        following = (
+            job.fallback(error)
+            if job.fallback is not None and (last_try or not error.retryable)
+            else None
+        )
+        if following is None:
             from producers.storage.manifest import JobRecord
 
-            request = job.request
-            prompt = request.inputs.get("prompt")
-            error = failed.error.with_context(
-                provider=request.descriptor.provider,
-                model=request.descriptor.model,
-                prompt=prompt if isinstance(prompt, str) else None,
-            )
             record = JobRecord.failed(request, error, **job.where)
             try:
                 context["ti"].xcom_push(key=JOB_XCOM_KEY, value=record.model_dump(mode="json"))
             except Exception:  # the failure itself must leave, whatever the XCom did
                 self.log.exception("tutopanda: could not record the failure")
-            raise
+            raise failed
+        self.log.warning(
+            "tutopanda: %s failed (%s: %s); the job moves to its fallback model %s",
+            request.descriptor.model_id,
+            error.code.value,
+            error.reason,
+            following.request.descriptor.model_id,
+        )
+        state = context.get("task_state_store")
+        if state is not None:
+            state.delete(STATE_KEY)
+            state.set(
+                FALLBACK_STATE_KEY,
+                {"passed_over": list(following.passed_over)},
+                retention=STATE_RETENTION,
+            )
+        self._running = None
+        return following
+
+    def passed_over(self, context: Context) -> list[dict[str, Any]]:
+        """The models an earlier try of this task passed over (kept in the task state store),
+        for :meth:`task_job` to start from the model after them."""
+        state = context.get("task_state_store")
+        kept = state.get(FALLBACK_STATE_KEY) if state is not None else None
+        items = kept.get("passed_over") if isinstance(kept, dict) else None
+        if not isinstance(items, list):
+            return []
+        return [dict(item) for item in items if isinstance(item, dict)]
 
     # -- the task state store: one paid job per task, whatever the retries -------------------
 

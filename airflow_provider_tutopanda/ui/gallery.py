@@ -95,6 +95,11 @@ class FailureView:
     message: str
     prompt: str | None
     attempts: int
+    hint: str | None = None
+    status_code: int | None = None
+    provider_job_id: str | None = None
+    #: The provider's own words (its error code, type, status, title...), as ``key: value``.
+    raw: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -207,6 +212,18 @@ def _failure_view(record: dict[str, Any]) -> FailureView:
         message=str(error.get("reason") or error.get("message") or ""),
         prompt=error.get("prompt") or (record.get("inputs") or {}).get("prompt"),
         attempts=int(record.get("attempts") or 1),
+        hint=None if error.get("hint") is None else str(error["hint"]),
+        status_code=error.get("status_code") if isinstance(error.get("status_code"), int) else None,
+        provider_job_id=None
+        if error.get("provider_job_id") is None
+        else str(error["provider_job_id"]),
+        raw=[
+            (str(key), str(value))
+            for key, value in (
+                error.get("raw") if isinstance(error.get("raw"), dict) else {}
+            ).items()
+            if isinstance(value, str | int | float) and not isinstance(value, bool)
+        ],
     )
 
 

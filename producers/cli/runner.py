@@ -52,6 +52,8 @@ class JobEvents:
     on_done: Callable[[JobSpec, ProducerResult, bool], None] = lambda spec, result, reused: None
     on_retry: Callable[[JobSpec, ProviderError, int, float], None] = lambda s, e, a, w: None
     on_fail: Callable[[JobSpec, ProviderError], None] = lambda spec, error: None
+    #: A job's model failed for good and the job moves to ``following`` (its next model).
+    on_fallback: Callable[[JobSpec, ProviderError, JobSpec], None] = lambda s, e, f: None
 
 
 @dataclass
@@ -72,6 +74,8 @@ class CliJobRunner:
     counts: Counter[str] = field(default_factory=Counter)
     #: What the jobs this runner ran paid (reused jobs cost nothing again).
     paid_usd: float = 0.0
+    #: Jobs made by a fallback model: their key -> the models passed over and why.
+    passed_over: dict[str, list[dict[str, object]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         limits = {**DEFAULT_CONCURRENCY, **self.concurrency}
@@ -90,6 +94,27 @@ class CliJobRunner:
         return await self.handler(spec).prepare(spec.request(mode=self.mode, run_id=self.run_id))
 
     async def __call__(self, spec: JobSpec) -> ProducerResult:
+        """Run ``spec`` (reused if an identical job was made), with retries; when its model
+        fails with a provider-side error the retries did not cure, the same job runs on the
+        role's next fallback model (mapped and validated afresh)."""
+        while True:
+            try:
+                result = await self._run_one(spec)
+            except ProviderError as error:
+                following = spec.fallback(error)
+                if following is None:
+                    self.counts["failed"] += 1
+                    self.events.on_fail(spec, error)
+                    raise
+                self.counts["fallbacks"] += 1
+                self.events.on_fallback(spec, error, following)
+                spec = following
+                continue
+            if spec.passed_over:
+                self.passed_over[spec.key] = [dict(item) for item in spec.passed_over]
+            return result
+
+    async def _run_one(self, spec: JobSpec) -> ProducerResult:
         request = spec.request(mode=self.mode, run_id=self.run_id)
         handler = self.registry.resolve(request.descriptor, self.mode, self.deps)
         policy = WaitPolicy(poll_interval=self.deps.poll_interval, deadline=self.deadline)
@@ -119,12 +144,7 @@ class CliJobRunner:
                 self.counts["retries"] += 1
                 self.events.on_retry(spec, error, attempt_number, wait)
 
-            try:
-                result = await self.retry.run(attempt, on_retry=on_retry)
-            except ProviderError as error:
-                self.counts["failed"] += 1
-                self.events.on_fail(spec, error)
-                raise
+            result = await self.retry.run(attempt, on_retry=on_retry)
         self.paid_usd = round(self.paid_usd + (result.diagnostics.cost_usd or 0.0), 6)
         self.counts["done"] += 1
         self.events.on_done(spec, result, False)

@@ -19,8 +19,40 @@ ROLES: tuple[Role, ...] = ("script", "image_prompt", "image", "narration", "musi
 DEFAULT_OPTIONS = Path(__file__).with_name("default_options.yaml")
 
 
+class FallbackModel(BaseModel):
+    """A model to try when the role's model fails with a provider-side error that retries did
+    not cure. Its ``inputs`` are merged over the role's; ``custom`` attributes belong to a
+    model, so the role's are not carried over: give the fallback its own."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    custom: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("model")
+    @classmethod
+    def _model_id(cls, value: str) -> str:
+        Descriptor.parse(value)
+        return value
+
+
+#: Fallback models per role, at most.
+MAX_FALLBACKS = 5
+
+
+def _fallback_list(value: Any) -> Any:
+    """``"a:b, c:d"`` (what ``--set ROLE.fallbacks=...`` gives) or one model id -> a list;
+    a string item -> ``{"model": item}``."""
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list | tuple):
+        return [{"model": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
 class RoleOptions(BaseModel):
-    """One role: the model that fills it and what it is given."""
+    """One role: the model that fills it, its fallback models, and what it is given."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -31,6 +63,7 @@ class RoleOptions(BaseModel):
     inputs: dict[str, Any] = Field(default_factory=dict)
     custom: dict[str, Any] = Field(default_factory=dict)
     attachments: list[str] = Field(default_factory=list)
+    fallbacks: list[FallbackModel] = Field(default_factory=list, max_length=MAX_FALLBACKS)
 
     @field_validator("model")
     @classmethod
@@ -38,10 +71,20 @@ class RoleOptions(BaseModel):
         Descriptor.parse(value)
         return value
 
+    @field_validator("fallbacks", mode="before")
+    @classmethod
+    def _fallbacks(cls, value: Any) -> Any:
+        return _fallback_list(value)
+
     @property
     def descriptor(self) -> Descriptor:
         """The role's ``(provider, model)``."""
         return Descriptor.parse(self.model)
+
+    @property
+    def models(self) -> list[str]:
+        """The role's model, then its fallbacks, in the order they are tried."""
+        return [self.model, *(f.model for f in self.fallbacks)]
 
 
 class ProducerOptions(BaseModel):

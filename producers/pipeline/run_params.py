@@ -18,15 +18,18 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from producers.pipeline.options import ROLES, ProducerOptions, Role
+from producers.pipeline.options import MAX_FALLBACKS, ROLES, ProducerOptions, Role
 from producers.sdk.errors import InvalidInputError
 from producers.sdk.jobs import GENERAL_ATTRIBUTES, Descriptor, Kind
 
 #: The param naming each role's model (the Airflow pool policy reads the same names).
 MODEL_PARAMS: dict[Role, str] = {role: f"{role}_model" for role in ROLES}
+#: The param listing each role's fallback models (tried in order when the role's model fails
+#: with a provider-side error that retries did not cure).
+FALLBACK_PARAMS: dict[Role, str] = {role: f"{role}_fallbacks" for role in ROLES}
 #: Every param a run may set; any other key of a run's conf is refused.
 RUN_PARAMS: tuple[str, ...] = (
     "topic",
@@ -39,6 +42,7 @@ RUN_PARAMS: tuple[str, ...] = (
     "budget",
     "options",
     *MODEL_PARAMS.values(),
+    *FALLBACK_PARAMS.values(),
 )
 #: What kind of model may fill each role.
 ROLE_KINDS: dict[Role, frozenset[Kind]] = {
@@ -178,6 +182,19 @@ def check_run_params(params: Mapping[str, Any]) -> None:
             Descriptor.parse(value)
         except ValueError as exc:
             raise RefusedParam(name, str(exc)) from None
+    for name in FALLBACK_PARAMS.values():
+        value = params.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise RefusedParam(name, "a list of model ids, provider:model")
+        if len(value) > MAX_FALLBACKS:
+            raise RefusedParam(name, f"{len(value)} models; at most {MAX_FALLBACKS}")
+        for model_id in value:
+            try:
+                Descriptor.parse(model_id)
+            except ValueError as exc:
+                raise RefusedParam(name, str(exc)) from None
 
 
 def run_overrides(params: Mapping[str, Any]) -> list[str]:
@@ -187,46 +204,68 @@ def run_overrides(params: Mapping[str, Any]) -> list[str]:
     overrides += [
         f"{role}.model={params[name]}" for role, name in MODEL_PARAMS.items() if params.get(name)
     ]
+    overrides += [
+        f"{role}.fallbacks={json.dumps(list(params[name]))}"
+        for role, name in FALLBACK_PARAMS.items()
+        if params.get(name) is not None
+    ]
     if params.get("video") is not None:
         overrides.append(f"video.enabled={'true' if params['video'] else 'false'}")
     return overrides
 
 
-def check_role_models(
+def role_model_problems(
     options: ProducerOptions, catalogue: Iterable[Any], *, only_listed: bool = True
-) -> None:
-    """Refuse a role whose model is not in the catalogue (``only_listed``) or not of the
-    role's kind; ``catalogue`` is the registry's :class:`ModelInfo` listing.
-
-    Raises:
-        RefusedParam: naming the role's model param.
-    """
+) -> Iterator[tuple[Role, int, str]]:
+    """What is wrong with each role's models (its model, then its fallbacks): not in the
+    catalogue (``only_listed``), not of the role's kind, or missing an attribute the role
+    gives. Yields ``(role, position, problem)``; position 0 is the role's own model."""
     listing = {info.model_id: info for info in catalogue}
     for role in ROLES:
         settings = options.role(role)
         if role == "video" and not settings.enabled:
             continue
-        model_id = settings.descriptor.model_id
-        info = listing.get(model_id)
-        if info is None:
-            if only_listed:
-                raise RefusedParam(
-                    MODEL_PARAMS[role],
-                    f"{model_id} is not in the model catalogue (tutopanda models list)",
+        for position, model in enumerate(settings.models):
+            model_id = Descriptor.parse(model).model_id
+            what = role if position == 0 else f"{role} fallback"
+            info = listing.get(model_id)
+            if info is None:
+                if only_listed:
+                    yield (
+                        role,
+                        position,
+                        (f"{model_id} is not in the model catalogue (tutopanda models list)"),
+                    )
+                continue
+            if info.kind not in ROLE_KINDS[role]:
+                allowed = " or ".join(sorted(k.value for k in ROLE_KINDS[role]))
+                yield (
+                    role,
+                    position,
+                    (f"{model_id} is a {info.kind.value} model; the {what} role needs {allowed}"),
                 )
-            continue
-        if info.kind not in ROLE_KINDS[role]:
-            allowed = " or ".join(sorted(k.value for k in ROLE_KINDS[role]))
-            raise RefusedParam(
-                MODEL_PARAMS[role],
-                f"{model_id} is a {info.kind.value} model; the {role} role needs {allowed}",
-            )
-        missing = [name for name in ROLE_NEEDS.get(role, ()) if name not in info.general_attributes]
-        if missing:
-            raise RefusedParam(
-                MODEL_PARAMS[role],
-                f"{model_id} takes no {', '.join(missing)}; the {role} role gives it one",
-            )
+                continue
+            needs = ROLE_NEEDS.get(role, ())
+            missing = [name for name in needs if name not in info.general_attributes]
+            if missing:
+                yield (
+                    role,
+                    position,
+                    (f"{model_id} takes no {', '.join(missing)}; the {what} role gives it one"),
+                )
+
+
+def check_role_models(
+    options: ProducerOptions, catalogue: Iterable[Any], *, only_listed: bool = True
+) -> None:
+    """Refuse a role whose model or a fallback is not in the catalogue (``only_listed``) or
+    not of the role's kind; ``catalogue`` is the registry's :class:`ModelInfo` listing.
+
+    Raises:
+        RefusedParam: naming the role's model (or fallbacks) param.
+    """
+    for role, position, problem in role_model_problems(options, catalogue, only_listed=only_listed):
+        raise RefusedParam(MODEL_PARAMS[role] if position == 0 else FALLBACK_PARAMS[role], problem)
 
 
 def _allowed_option(item: Any) -> bool:
@@ -247,6 +286,7 @@ def allowed_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 __all__ = [
+    "FALLBACK_PARAMS",
     "MODEL_PARAMS",
     "ROLE_KINDS",
     "ROLE_NEEDS",
@@ -255,5 +295,6 @@ __all__ = [
     "allowed_params",
     "check_role_models",
     "check_run_params",
+    "role_model_problems",
     "run_overrides",
 ]

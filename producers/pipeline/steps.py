@@ -12,6 +12,7 @@ from producers.pipeline.options import ProducerOptions, Role, RoleOptions
 from producers.sdk.attachments import attachment_from_path
 from producers.sdk.errors import ErrorCode, ProviderError
 from producers.sdk.jobs import Descriptor, JobRequest, Mode
+from producers.sdk.secrets import redact
 from producers.sdk.templates import render
 
 #: Seconds of silence after each narration.
@@ -20,8 +21,42 @@ PAUSE_SECONDS = 0.5
 DEFAULT_MUSIC_PROMPT = "Instrumental background music about {{ topic }}"
 
 
+#: Provider-side failures that move a job to its role's next model once retries did not cure
+#: them. Never a failure of what was asked (``invalid_input``, ``safety_blocked``): another
+#: model would be asked the same thing.
+FALLBACK_CODES = frozenset(
+    {
+        ErrorCode.PROVIDER_UNAVAILABLE,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.MODEL_FAILED,
+        ErrorCode.TIMEOUT,
+        ErrorCode.QUOTA_EXCEEDED,
+    }
+)
+
+
+def falls_back(error: ProviderError) -> bool:
+    """Whether ``error`` (final: after the client's retries) moves a job to a fallback model."""
+    return error.code in FALLBACK_CODES and not error.caused_by_user
+
+
+class Alternative(BaseModel):
+    """A fallback model of a job, with the inputs and custom attributes it would be given."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_id: str
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    custom: dict[str, Any] = Field(default_factory=dict)
+
+
 class JobSpec(BaseModel):
-    """One job of the pipeline, before it becomes a request: what both clients schedule."""
+    """One job of the pipeline, before it becomes a request: what both clients schedule.
+
+    ``fallbacks`` are the models to try, in order, when this one fails with a provider-side
+    error (:func:`falls_back`); ``passed_over`` records why the models tried before this one
+    did not make the artefact (model, code, reason, status code, provider job id).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -35,6 +70,50 @@ class JobSpec(BaseModel):
     attachments: tuple[str, ...] = ()
     produces: tuple[str, ...] = ()
     refresh: bool = False
+    fallbacks: tuple[Alternative, ...] = ()
+    passed_over: tuple[dict[str, Any], ...] = ()
+
+    def fallback(self, error: ProviderError) -> JobSpec | None:
+        """The same job on the next fallback model after ``error``, or None when ``error``
+        does not fall back (:func:`falls_back`) or no fallback is left."""
+        if not self.fallbacks or not falls_back(error):
+            return None
+        following, *rest = self.fallbacks
+        return self.model_copy(
+            update={
+                "model_id": following.model_id,
+                "inputs": dict(following.inputs),
+                "custom": dict(following.custom),
+                "fallbacks": tuple(rest),
+                "passed_over": (*self.passed_over, passed_over_record(self.model_id, error)),
+            }
+        )
+
+    def moved_to(self, passed_over: Sequence[Mapping[str, Any]]) -> JobSpec:
+        """This job on the model after those ``passed_over`` (a client that keeps the list
+        across retries, e.g. an Airflow task, rebuilds its job with it); ``self`` when empty.
+
+        Raises:
+            ValueError: more models were passed over than the job has fallbacks.
+        """
+        position = len(passed_over)
+        if position == 0:
+            return self
+        if position > len(self.fallbacks):
+            raise ValueError(
+                f"{self.key}: {position} models passed over, but it has "
+                f"{len(self.fallbacks)} fallback(s)"
+            )
+        current = self.fallbacks[position - 1]
+        return self.model_copy(
+            update={
+                "model_id": current.model_id,
+                "inputs": dict(current.inputs),
+                "custom": dict(current.custom),
+                "fallbacks": self.fallbacks[position:],
+                "passed_over": tuple(dict(item) for item in passed_over),
+            }
+        )
 
     @property
     def provider(self) -> str:
@@ -104,18 +183,37 @@ def script_schema(segments: int) -> dict[str, Any]:
     }
 
 
+def passed_over_record(model_id: str, error: ProviderError) -> dict[str, Any]:
+    """Why ``model_id`` did not make a job's artefact (what the job's record keeps)."""
+    return {
+        "model_id": model_id,
+        "code": error.code.value,
+        "reason": redact(error.reason),
+        "status_code": error.status_code,
+        "provider_job_id": error.provider_job_id,
+    }
+
+
 def _spec(role: Role, options: RoleOptions, key: str, **fields: Any) -> JobSpec:
-    inputs = {**options.inputs, **fields.pop("inputs", {})}
-    custom = {**options.custom, **fields.pop("custom", {})}
+    given_inputs = fields.pop("inputs", {})
+    given_custom = fields.pop("custom", {})
     return JobSpec(
         key=key,
         role=role,
         model_id=options.model,
-        inputs=inputs,
-        custom=custom,
+        inputs={**options.inputs, **given_inputs},
+        custom={**options.custom, **given_custom},
         config={**options.config, **fields.pop("config", {})},
         attachments=tuple(options.attachments),
         refresh=options.refresh,
+        fallbacks=tuple(
+            Alternative(
+                model_id=fallback.model,
+                inputs={**options.inputs, **fallback.inputs, **given_inputs},
+                custom={**fallback.custom, **given_custom},
+            )
+            for fallback in options.fallbacks
+        ),
         **fields,
     )
 

@@ -41,6 +41,14 @@ class JobRecord(BaseModel):
     custom: dict[str, Any] = Field(default_factory=dict)
     artefacts: list[dict[str, Any]] = Field(default_factory=list)
     error: dict[str, Any] | None = None
+    #: The models tried before ``model_id`` (the role's model, then its fallbacks) and why
+    #: each did not make the artefact: ``model_id``, ``code``, ``reason``, ``status_code``,
+    #: ``provider_job_id``. Empty when the role's own model made it.
+    passed_over: list[dict[str, Any]] = Field(default_factory=list)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Secrets never ride along in a passed-over model's reason."""
+        self.passed_over = [redact(dict(item)) for item in self.passed_over]
 
     @classmethod
     def succeeded(

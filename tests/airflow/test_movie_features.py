@@ -292,3 +292,39 @@ def test_preload_sdk_warms_every_airflow_process_only_when_asked(
     report = json.loads(done.stdout.strip().splitlines()[-1])
     warm = setting == "True"
     assert report == {"sdk": warm, "declarations_read": int(warm)}
+
+
+# -- fallback models -------------------------------------------------------------------------------
+
+
+def test_an_image_model_that_keeps_failing_falls_back_and_the_manifest_says_so(
+    movie: SimpleNamespace, live_fakes: Any
+) -> None:
+    import json
+
+    from producers.testing.fakes import Fault
+
+    flux = "replicate:black-forest-labs/flux-dev"
+    live_fakes.replicate.inject(
+        Fault.failed("CUDA out of memory"), route="create", path_contains="bytedance/seedream-4"
+    )
+    dag_run = movie.module.dag.test(
+        run_conf={
+            "topic": "Why do owls hoot?",
+            "segments": 1,
+            "mode": "live",
+            "image_fallbacks": [flux],
+        }
+    )
+    assert dag_run.state == "success"
+    jobs = _jobs(dag_run)
+    image = jobs["image[0]"]
+    assert image["model_id"] == flux
+    (passed,) = image["passed_over"]
+    assert passed["model_id"] == "replicate:bytedance/seedream-4"
+    assert passed["code"] == "model_failed" and "CUDA out of memory" in passed["reason"]
+    assert jobs["narration[0]"]["passed_over"] == []
+    (manifest_path,) = (movie.store / "runs").rglob("manifest.json")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    recorded = {r["key"]: r for r in manifest["jobs"]}["image[0]"]
+    assert recorded["model_id"] == flux and recorded["passed_over"][0]["code"] == "model_failed"

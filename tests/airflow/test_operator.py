@@ -254,6 +254,81 @@ def test_live_safety_block_fails_at_once_with_the_full_message(
     assert job["error"]["reason"] == error.error.reason
 
 
+FLUX = "replicate:black-forest-labs/flux-dev"
+
+
+def _flux_creates(fake: Any) -> int:
+    """Creates of flux-dev: pinned to a version, so ``POST /v1/predictions``."""
+    return sum(1 for r in fake.requests if r.route == "create" and r.path == "/v1/predictions")
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["inline", "deferrable"])
+def test_a_model_whose_provider_stays_down_falls_back_on_the_last_try(
+    run_dag: Callable[..., dict[str, Any]],
+    live_replicate: Any,
+    tmp_path: Path,
+    deferrable: bool,
+) -> None:
+    from producers.testing.fakes import Fault
+
+    live_replicate.inject(
+        Fault.status(503), route="create", times=20, path_contains="bytedance/seedream-4"
+    )
+    tasks = f"""\
+ProducerOperator(
+    task_id="image", model={MODEL!r}, inputs={{"prompt": "a red panda"}}, mode="live",
+    store={str(tmp_path / "s")!r}, retries=1, retry_delay=timedelta(0), poll_interval=0.01,
+    deferrable={deferrable}, fallbacks=[{FLUX!r}], custom={{"size": "2K"}},
+)
+"""
+    result = run_dag(f"tp_fallback_{int(deferrable)}", tasks)
+    assert result["run"].state == "success", result["tis"]
+    _, try_number = result["tis"][("image", -1)]
+    assert try_number == 2, "the model's own retry came first"
+    seedream = [r for r in live_replicate.requests if "seedream-4" in r.path]
+    assert [r.status for r in seedream] == [503, 503]
+    assert _flux_creates(live_replicate) == 1
+    (flux_create,) = [r for r in live_replicate.requests if r.path == "/v1/predictions"]
+    assert "size" not in flux_create.json["input"]  # custom belongs to the first model
+    job = _returns(result["run"], "tutopanda_job")[("image", -1)]
+    assert job["status"] == "succeeded" and job["model_id"] == FLUX
+    (passed,) = job["passed_over"]
+    assert passed["model_id"] == MODEL
+    assert passed["code"] == "provider_unavailable" and passed["status_code"] == 503
+    (record,) = result["xcom"][("image", -1)]
+    assert _exists(tmp_path / "s", record["uri"])
+
+
+def test_a_failed_model_falls_back_at_once_and_a_refused_input_never_does(
+    run_dag: Callable[..., dict[str, Any]], live_replicate: Any, tmp_path: Path
+) -> None:
+    from producers.testing.fakes import Fault
+
+    live_replicate.inject(Fault.failed("CUDA out of memory"), route="get")
+    tasks = f"""\
+ProducerOperator(
+    task_id="image", model={MODEL!r}, inputs={{"prompt": "a red panda"}}, mode="live",
+    store={str(tmp_path / "s")!r}, retries=2, retry_delay=timedelta(0), poll_interval=0.01,
+    fallbacks=[{FLUX!r}],
+)
+"""
+    result = run_dag("tp_fallback_now", tasks)
+    assert result["run"].state == "success", result["tis"]
+    assert result["tis"][("image", -1)] == ("success", 1), "no retry of a failed model"
+    job = _returns(result["run"], "tutopanda_job")[("image", -1)]
+    assert job["model_id"] == FLUX and job["passed_over"][0]["code"] == "model_failed"
+    assert job["passed_over"][0]["provider_job_id"]
+
+    live_replicate.reset()
+    live_replicate.inject(Fault.nsfw(), route="get")
+    result = run_dag("tp_fallback_never", tasks.replace("a red panda", "a blue panda"))
+    assert result["run"].state == "failed"
+    assert _flux_creates(live_replicate) == 0
+    job = _returns(result["run"], "tutopanda_job")[("image", -1)]
+    assert job["status"] == "failed" and job["error"]["code"] == "safety_blocked"
+    assert job["passed_over"] == []
+
+
 # -- the trigger ------------------------------------------------------------------------------
 
 

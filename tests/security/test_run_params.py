@@ -125,6 +125,8 @@ def test_the_task_refuses_the_attack_even_where_the_form_does_not_check(
         ({"options": ["image.custom.size=9K"]}, "size"),
         ({"options": ["narration.custom.no_such_field=1"]}, "no_such_field"),
         ({"options": ["image.inputs.count=1e999"]}, "count"),
+        ({"image_fallbacks": ["replicate:minimax/speech-02-hd"]}, "image_fallbacks"),
+        ({"image_fallbacks": ["replicate:nobody/unlisted-model"]}, "image_fallbacks"),
     ],
     ids=[
         "undeclared-topics-file",
@@ -134,6 +136,8 @@ def test_the_task_refuses_the_attack_even_where_the_form_does_not_check(
         "value-outside-enum",
         "unknown-model-field",
         "infinite-count",
+        "fallback-of-another-kind",
+        "fallback-not-in-catalogue",
     ],
 )
 def test_a_refused_param_fails_the_run_before_any_job_naming_it(
