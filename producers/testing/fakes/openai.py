@@ -130,7 +130,7 @@ def strict_schema_problem(schema: Any, path: tuple[str, ...] = ()) -> str | None
     if not path:
         kind = schema.get("type")
         if kind != "object":
-            shown = kind if isinstance(kind, str) else json.dumps(kind)
+            shown = kind if isinstance(kind, str) or kind is None else json.dumps(kind)
             return f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{shown}\"'."
         if "anyOf" in schema:
             return "In context=(), 'anyOf' is not permitted at the root of the schema."
