@@ -25,6 +25,9 @@ install-system:  ## Install the locked `airflow` extra and tutopanda into the `p
 test: setup  ## Run the test suite (unit, integration, airflow), as CI does
 	$(BIN)/pytest -q
 
+test-real: setup  ## Opt-in, paid (a few cents): one real OpenAI response, one Replicate prediction, one cancel; needs OPENAI_API_KEY and REPLICATE_API_TOKEN
+	TUTOPANDA_REAL_API=1 $(BIN)/pytest -q -rs tests/real_api
+
 test-unit: setup  ## Run the fast unit tests only
 	$(BIN)/pytest -q tests/unit
 
