@@ -9,7 +9,7 @@ STORE ?= tutopanda-store
 TOPIC ?= How volcanoes work
 SEGMENTS ?= 3
 
-.PHONY: help setup test test-unit lint format movie movie-cli demo bench clean
+.PHONY: help setup test test-real test-unit lint format movie movie-cli demo bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
