@@ -112,9 +112,9 @@ class ProviderRegistry:
 def builtin_definitions() -> list[ProducerDefinition]:
     """The producers shipped with tutopanda."""
     from producers.openai.prompt import openai_prompt_producer
-    from producers.replicate.producer import replicate_producer
+    from producers.replicate.producer import replicate_producers
 
-    return [openai_prompt_producer(), replicate_producer()]
+    return [openai_prompt_producer(), *replicate_producers()]
 
 
 def plugin_definitions() -> list[ProducerDefinition]:

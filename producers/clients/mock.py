@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import zlib
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
@@ -55,7 +56,28 @@ def media_format(hints: MediaHints) -> str:
     for token, ext in _EXTENSIONS.items():
         if token in fmt:
             return ext
-    return _DEFAULT_FORMAT[hints.media]
+    return _DEFAULT_FORMAT.get(hints.media, "txt")
+
+
+def text_tokens(text: str) -> list[str]:
+    """``text`` cut the way a streaming LLM sends it (each word with the whitespace before
+    it); ``"".join(text_tokens(text)) == text``."""
+    return re.findall(r"\s*\S+|\s+$", text) if text else []
+
+
+def answer_text(hints: MediaHints) -> str:
+    """A text model's deterministic answer for ``hints``: JSON valid against
+    ``hints.json_schema`` if there is one, else a few words from the prompt.
+
+    Raises:
+        ValueError: no finite answer satisfies the schema.
+    """
+    from producers.clients.mock_json import instance_for, text_for
+
+    if hints.json_schema is not None:
+        value = instance_for(hints.json_schema, seed_text=hints.prompt)
+        return json.dumps(value, ensure_ascii=False)
+    return text_for(hints.prompt)
 
 
 def render(hints: MediaHints, index: int) -> bytes:
@@ -116,17 +138,33 @@ class MockClient:
         self.requests.append("get")
         data = _decode(job_id.removeprefix(_PREFIX))
         hints = MediaHints.model_validate(data["hints"])
+        digest = hashlib.sha256(job_id.encode()).hexdigest()[:8]
+        raw = {"mock": True, "model": data.get("model"), "digest": digest}
+        if hints.media == "text":  # an LLM: a list of tokens, as Replicate sends them
+            try:
+                text = answer_text(hints)
+            except ValueError as exc:  # a schema no finite answer satisfies
+                reason = str(exc)
+                raise ProviderError(
+                    ErrorCode.INVALID_INPUT,
+                    "the output schema cannot be answered: "
+                    + (reason if len(reason) <= 300 else reason[:297] + "..."),
+                    retryable=False,
+                    caused_by_user=True,
+                ) from None
+            return MediaJob(
+                id=job_id,
+                status="succeeded",
+                value=text_tokens(text),
+                provider_seconds=0.0,
+                raw=raw,
+            )
         ext = media_format(hints)
         outputs = tuple(
             f"mock://{self.provider}/{job_id}/out-{i}.{ext}" for i in range(max(1, hints.count))
         )
-        digest = hashlib.sha256(job_id.encode()).hexdigest()[:8]
         return MediaJob(
-            id=job_id,
-            status="succeeded",
-            outputs=outputs,
-            provider_seconds=0.0,
-            raw={"mock": True, "model": data.get("model"), "digest": digest},
+            id=job_id, status="succeeded", outputs=outputs, provider_seconds=0.0, raw=raw
         )
 
     async def cancel_job(self, job_id: str) -> MediaJob:

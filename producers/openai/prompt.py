@@ -39,11 +39,10 @@ MODEL_PATTERNS = ("gpt-*", "o1*", "o3*", "o4*", "chatgpt-*")
 TEMPLATE_FIELDS = ("system_prompt", "user_prompt")
 
 
-class OpenAIPromptConfig(BaseModel):
-    """Config of the prompt producer: templates, output format, splitting, model options.
+class PromptConfig(BaseModel):
+    """The prompt config every LLM producer takes: templates, output format, splitting.
 
-    ``reasoning_effort`` and ``max_output_tokens`` are defaults: a job's custom attribute
-    of the same name wins, and the value used is checked against the model's family.
+    ``max_output_tokens`` is a default: a job's custom attribute of the same name wins.
 
     ``split`` turns a structured answer into artefacts: each key is an artefact id, or a
     collection prefix ending in ``[]``; each value is a path into the answer: ``title``,
@@ -58,13 +57,11 @@ class OpenAIPromptConfig(BaseModel):
     output: Literal["text", "json"] = "text"
     json_schema: dict[str, Any] | None = None
     schema_name: str = Field(default="output", pattern=r"^[A-Za-z0-9_-]{1,64}$")
-    strict: bool = True
     split: dict[str, str] = Field(default_factory=dict)
-    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
     max_output_tokens: int | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
-    def _schema_for_json(self) -> OpenAIPromptConfig:
+    def _schema_for_json(self) -> PromptConfig:
         if self.output == "json":
             if self.json_schema is None:
                 raise ValueError("output 'json' needs a json_schema")
@@ -75,16 +72,40 @@ class OpenAIPromptConfig(BaseModel):
                     f"json_schema refers outside itself ($ref {remote[0]!r}); only local "
                     "references ('#/$defs/...') are allowed"
                 )
-            problems = strict_schema_problems(self.json_schema) if self.strict else []
+        elif self.split:
+            raise ValueError("split needs output 'json'")
+        return self
+
+
+class OpenAIPromptConfig(PromptConfig):
+    """Config of the OpenAI prompt producer: :class:`PromptConfig`, strict structured
+    output and the reasoning effort.
+
+    ``reasoning_effort`` and ``max_output_tokens`` are defaults: a job's custom attribute
+    of the same name wins, and the value used is checked against the model's family.
+    """
+
+    strict: bool = True
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+
+    @model_validator(mode="after")
+    def _strict_schema(self) -> OpenAIPromptConfig:
+        if self.output == "json" and self.strict and self.json_schema is not None:
+            problems = strict_schema_problems(self.json_schema)
             if problems:
                 raise ValueError(
                     "json_schema is not valid for strict structured output: "
                     + "; ".join(problems)
                     + " (or set strict: false)"
                 )
-        elif self.split:
-            raise ValueError("split needs output 'json'")
         return self
+
+
+#: The config fields only the OpenAI prompt producer uses (another LLM producer may accept
+#: and ignore them, so that one role config serves both).
+OPENAI_ONLY_FIELDS: tuple[str, ...] = tuple(
+    name for name in OpenAIPromptConfig.model_fields if name not in PromptConfig.model_fields
+)
 
 
 def _remote_refs(schema: Any) -> list[str]:
@@ -98,9 +119,20 @@ def _remote_refs(schema: Any) -> list[str]:
 
 
 def strict_schema_problems(schema: Mapping[str, Any], path: str = "#") -> list[str]:
-    """What keeps ``schema`` from OpenAI's strict mode: every object needs
-    ``additionalProperties: false`` and all of its properties listed in ``required``."""
+    """What keeps ``schema`` from OpenAI's strict mode: the root must be an object
+    (``type: object``, not ``anyOf``: wrap a list or a choice in a property); every object
+    needs ``additionalProperties: false`` and all of its properties listed in ``required``."""
     problems: list[str] = []
+    if path == "#":
+        kind = schema.get("type")
+        if kind != "object":
+            got = f"type: {kind!r}" if kind else "untyped"
+            problems.append(
+                f"the root must be an object (type: object), not {got}; wrap the answer in "
+                "an object property"
+            )
+        if "anyOf" in schema:
+            problems.append("the root must not be anyOf; put the choice in an object property")
     if schema.get("type") == "object" or "properties" in schema:
         if schema.get("additionalProperties") is not False:
             problems.append(f"{path} needs additionalProperties: false")
@@ -183,13 +215,14 @@ def split_answer(answer: Any, split: Mapping[str, str]) -> list[tuple[str, Any]]
     return pieces
 
 
-def _variables(rt: ProducerRuntime) -> dict[str, Any]:
+def prompt_variables(rt: ProducerRuntime) -> dict[str, Any]:
+    """A job's template variables: its inputs (custom wins) and `attachments`."""
     variables = rt.inputs.all()
     variables["attachments"] = {name: rt.attachments.get(name) for name in rt.attachments.names()}
     return variables
 
 
-def template_variables(config: Mapping[str, Any] | OpenAIPromptConfig) -> frozenset[str]:
+def template_variables(config: Mapping[str, Any] | PromptConfig) -> frozenset[str]:
     """The variables the templates of a prompt producer's config refer to.
 
     Args:
@@ -202,10 +235,10 @@ def template_variables(config: Mapping[str, Any] | OpenAIPromptConfig) -> frozen
     """
     names: set[str] = set()
     for name in TEMPLATE_FIELDS:
-        if isinstance(config, OpenAIPromptConfig):
+        if isinstance(config, PromptConfig):
             template = getattr(config, name)
         else:
-            template = config.get(name, OpenAIPromptConfig.model_fields[name].default)
+            template = config.get(name, PromptConfig.model_fields[name].default)
         if not isinstance(template, str):
             continue
         try:
@@ -217,7 +250,7 @@ def template_variables(config: Mapping[str, Any] | OpenAIPromptConfig) -> frozen
 
 def _request(rt: ProducerRuntime) -> TextRequest:
     config: OpenAIPromptConfig = rt.config
-    variables = _variables(rt)
+    variables = prompt_variables(rt)
     instructions = (
         rt.templates.render(config.system_prompt, variables, name="system_prompt")
         if config.system_prompt
@@ -276,11 +309,7 @@ async def _invoke(rt: ProducerRuntime) -> list[Artefact]:
     rt.diagnostics.add_usage(result.usage)
     rt.diagnostics.set(
         provider_job_id=result.response_id,
-        cost_usd=pricing.cost(
-            result.model,
-            result.usage.get("input_tokens", 0),
-            result.usage.get("output_tokens", 0),
-        ),
+        cost_usd=pricing.usage_cost(result.model, result.usage),
     )
     rt.diagnostics.data.extra["answer_model"] = result.model
     if config.output == "text":

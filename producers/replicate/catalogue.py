@@ -15,6 +15,7 @@ from producers.replicate.declaration import (
     read_declaration_data,
 )
 from producers.sdk.errors import DeclarationError
+from producers.sdk.jobs import Domain, Kind
 
 BUILTIN_DIR = Path(__file__).parent / "models"
 MODELS_PATH_ENV = "TUTOPANDA_MODELS_PATH"
@@ -124,9 +125,28 @@ class Catalogue:
                 return None
         return self._by_model.get(model)
 
-    def models(self) -> list[str]:
-        """Declared model names, sorted (nothing validated)."""
-        return sorted({*self._by_model, *self._pending})
+    def models(self, *, domain: Domain | None = None) -> list[str]:
+        """Declared model names, sorted (nothing validated); with ``domain``, only those
+        whose kind is of it (``prompt``: text-to-text; ``media``: every other kind, and a
+        file whose kind is not known yet, so that validating it reports what is wrong)."""
+        names = sorted({*self._by_model, *self._pending})
+        if domain is None:
+            return names
+        wanted = ("media", None) if domain == "media" else (domain,)
+        return [name for name in names if self._domain_of(name) in wanted]
+
+    def _domain_of(self, model: str) -> Domain | None:
+        """The domain of a model's kind, read without validating its declaration (None:
+        not a known kind)."""
+        found = self._by_model.get(model)
+        if found is not None:
+            return found.kind.domain
+        pending = self._pending.get(model)
+        raw = pending[1].get("kind") if pending is not None else None
+        try:
+            return Kind(str(raw)).domain
+        except ValueError:
+            return None
 
     def __iter__(self) -> Iterator[ModelDeclaration]:
         found = (self.get(model) for model in self.models())

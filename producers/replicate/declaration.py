@@ -57,15 +57,28 @@ class FieldMapping(BaseModel):
 
 
 class OutputSpec(BaseModel):
-    """What the model answers with."""
+    """What the model answers with.
+
+    ``media`` is the family of the declaration's kind (``text`` for text-to-text). A media
+    model answers with a URL or a list of URLs; if it answers with a JSON object, the URLs are
+    taken from its key ``field`` (default: every URL value in key order, lists flattened).
+    A text model answers with a string or a list of tokens (joined); ``system_field`` and
+    ``max_tokens_field`` name its input fields for the system prompt and for the most tokens
+    to generate (a prompt producer's ``system_prompt`` and ``max_output_tokens``).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    media: Literal["image", "audio", "video"]
+    media: Literal["image", "audio", "video", "text"]
     multiple: bool = False
     format_field: str | None = None
     default_format: str | None = None
+    field: str | None = None
+    system_field: str | None = None
+    max_tokens_field: str | None = None
 
+
+_OPTIONAL_OUTPUT_FIELDS = frozenset({"field", "system_field", "max_tokens_field"})
 
 CostUnit = Literal["run", "output", "output_second", "input_character", "input_token"]
 
@@ -252,8 +265,20 @@ class ModelDeclaration(BaseModel):
                 f"cost: basis {self.cost.effective_basis!r} needs the expected seconds "
                 "('cost.seconds' or 'median_seconds')"
             )
-        if self.kind.domain != "media":
-            raise ValueError(f"kind {self.kind.value!r} is not a media kind")
+        for name in ("system_field", "max_tokens_field"):
+            target = getattr(self.output, name)
+            if target is not None:
+                need(f"output.{name}", target)
+        if (self.kind is Kind.TEXT) != (self.output.media == "text"):
+            raise ValueError(
+                f"kind {self.kind.value!r} makes {self.kind.media}, but output.media is "
+                f"{self.output.media!r}"
+            )
+        text_fields = self.output.system_field or self.output.max_tokens_field
+        if self.kind is not Kind.TEXT and text_fields:
+            raise ValueError("output.system_field and output.max_tokens_field are for text models")
+        if self.kind is Kind.TEXT and "prompt" not in self.mapping and self.mapper is None:
+            raise ValueError("a text-to-text model needs mapping.prompt (its prompt field)")
         return self
 
 
@@ -306,6 +331,12 @@ def read_declaration_data(path: Path | str, *, max_bytes: int = DECLARATION_MAX_
 def dump_declaration(declaration: ModelDeclaration) -> str:
     """Serialise a declaration the way shipped files are written (stable, indented)."""
     data = declaration.model_dump(mode="json", exclude_defaults=False)
+    # The output's optional fields (object outputs, text models) only when set.
+    data["output"] = {
+        name: value
+        for name, value in data["output"].items()
+        if value is not None or name not in _OPTIONAL_OUTPUT_FIELDS
+    }
     # Mapping entries only carry what was set: a rename is {"field": "x"}, not every option.
     data["mapping"] = {
         name: mapping.model_dump(mode="json", exclude_defaults=True)

@@ -9,7 +9,9 @@ from producers.clients.replicate import failed_prediction_error
 from producers.replicate.catalogue import Catalogue
 from producers.replicate.cost import actual_cost, estimate_cost
 from producers.replicate.declaration import ModelDeclaration
+from producers.replicate.llm import ReplicatePromptConfig, collect_text, prepare_text
 from producers.replicate.mapping import map_inputs, prompt_of
+from producers.replicate.outputs import media_urls
 from producers.replicate.shape import media_hints
 from producers.sdk.artefacts import Artefact
 from producers.sdk.definition import (
@@ -20,7 +22,7 @@ from producers.sdk.definition import (
     define_producer,
 )
 from producers.sdk.errors import ErrorCode, ProviderError, UnknownModelError
-from producers.sdk.jobs import JobHandle, JobState, JobStatus, Kind
+from producers.sdk.jobs import Domain, JobHandle, JobState, JobStatus, Kind
 from producers.sdk.runtime import ProducerRuntime
 from producers.sdk.uploads import check_file_fields, open_file_fields
 
@@ -51,7 +53,7 @@ def model_info(declaration: ModelDeclaration, producer: str) -> ModelInfo:
         provider=declaration.provider,
         model=declaration.model,
         kind=declaration.kind,
-        domain="media",
+        domain=declaration.kind.domain,
         producer=producer,
         description=declaration.description,
         general_attributes=tuple(declaration.mapping),
@@ -82,12 +84,38 @@ def model_info(declaration: ModelDeclaration, producer: str) -> ModelInfo:
     )
 
 
-def replicate_producer(
+def replicate_producers(
     catalogue: Catalogue | None = None, *, provider: str = "replicate"
-) -> ProducerDefinition:
-    """The schema-driven media producer for every model in ``catalogue``."""
+) -> list[ProducerDefinition]:
+    """The Replicate producers of ``catalogue``: ``<provider>.media`` for its media models
+    and, if it declares any text-to-text model, ``<provider>.prompt`` for those (it takes
+    the prompt config, :class:`~producers.replicate.llm.ReplicatePromptConfig`)."""
     models = catalogue if catalogue is not None else Catalogue.load()
-    name = f"{provider}.media"
+    made = [replicate_producer(models, provider=provider, domain="media")]
+    if models.models(domain="prompt"):
+        made.append(replicate_producer(models, provider=provider, domain="prompt"))
+    return made
+
+
+def replicate_producer(
+    catalogue: Catalogue | None = None,
+    *,
+    provider: str = "replicate",
+    domain: Domain | None = None,
+) -> ProducerDefinition:
+    """The schema-driven producer for the models in ``catalogue``.
+
+    Args:
+        catalogue: The declarations (default: :meth:`Catalogue.load`).
+        provider: The provider name of its model ids.
+        domain: ``media``: only the media models (``<provider>.media``); ``prompt``: only
+            the text-to-text models (``<provider>.prompt``, its config checked as a
+            :class:`~producers.replicate.llm.ReplicatePromptConfig` before any request);
+            None: every model (``<provider>.media``; a text model's config is checked when
+            its job is prepared).
+    """
+    models = catalogue if catalogue is not None else Catalogue.load()
+    name = f"{provider}.{domain or 'media'}"
 
     def declaration(model: str) -> ModelDeclaration:
         found = models.get(model)
@@ -105,20 +133,26 @@ def replicate_producer(
 
     async def prepare(rt: ProducerRuntime) -> Prepared:
         decl = declaration(rt.model)
-        mapped = map_inputs(decl, rt.inputs.general, rt.inputs.custom, secrets=rt.secrets)
-        for warning in mapped.warnings:
-            rt.diagnostics.warn(warning)
-        rt.diagnostics.set(ignored_inputs=mapped.ignored)
+        prompt: str | None
+        if decl.kind is Kind.TEXT:
+            text = prepare_text(rt, decl)
+            mapped, shape, prompt, ids = text.mapped, text.hints, text.prompt, text.artefact_ids
+        else:
+            mapped = map_inputs(decl, rt.inputs.general, rt.inputs.custom, secrets=rt.secrets)
+            for warning in mapped.warnings:
+                rt.diagnostics.warn(warning)
+            rt.diagnostics.set(ignored_inputs=mapped.ignored)
+            shape = media_hints(decl, mapped.payload)
+            prompt, ids = prompt_of(decl, mapped.payload), tuple(rt.artefacts.ids(shape.count))
         check_file_fields(mapped.payload, decl.file_fields, rt.store, model_id=decl.model_id)
-        shape = media_hints(decl, mapped.payload)
         price = estimate_cost(decl, mapped.payload)
         return Prepared(
             payload=mapped.payload,
             redacted_payload=mapped.redacted(),
-            prompt=prompt_of(decl, mapped.payload),
+            prompt=prompt,
             estimated_cost_usd=price.usd,
             estimated_cost_upper_bound=price.upper_bound,
-            artefact_ids=tuple(rt.artefacts.ids(shape.count)),
+            artefact_ids=ids,
             state={"hints": shape.model_dump(mode="json")},
             expected_seconds=decl.median_seconds,
         )
@@ -151,28 +185,26 @@ def replicate_producer(
                 f"cannot collect prediction {job.id}: it is {job.status}",
                 retryable=job.status in ("starting", "processing"),
             )
-        if not job.outputs:
-            raise ProviderError(
-                ErrorCode.MALFORMED_OUTPUT,
-                f"prediction {job.id} succeeded without any output",
-                retryable=False,
-                provider_job_id=job.id,
-            )
+        decl = declaration(rt.model)
         rt.diagnostics.set(provider_seconds=job.provider_seconds)
-        ids = rt.artefacts.ids(len(job.outputs))
         artefacts = []
-        for index, (artefact_id, url) in enumerate(zip(ids, job.outputs, strict=True)):
-            ext = url.rsplit(".", 1)[-1].split("?", 1)[0].lower() if "." in url else ""
-            artefacts.append(
-                await rt.artefacts.blob(
-                    artefact_id,
-                    client(rt).download(url),
-                    mime_type=_MIME_BY_EXT.get(ext),
-                    output_index=index,
+        if decl.kind is Kind.TEXT:
+            artefacts = await collect_text(rt, decl, job)
+        else:
+            urls = media_urls(job, decl.output)
+            ids = rt.artefacts.ids(len(urls))
+            for index, (artefact_id, url) in enumerate(zip(ids, urls, strict=True)):
+                ext = url.rsplit(".", 1)[-1].split("?", 1)[0].lower() if "." in url else ""
+                artefacts.append(
+                    await rt.artefacts.blob(
+                        artefact_id,
+                        client(rt).download(url),
+                        mime_type=_MIME_BY_EXT.get(ext),
+                        output_index=index,
+                    )
                 )
-            )
         paid = actual_cost(
-            declaration(rt.model),
+            decl,
             rt.prepared.payload if rt.prepared is not None else {},
             provider_seconds=job.provider_seconds,
             outputs=len(artefacts),
@@ -188,13 +220,21 @@ def replicate_producer(
         return declaration(model).kind
 
     def listing() -> Iterator[ModelInfo]:
-        return (model_info(decl, name) for decl in models)
+        return (
+            model_info(decl, name)
+            for decl in models
+            if domain is None or decl.kind.domain == domain
+        )
 
+    served = models.models(domain=domain)
+    if domain == "prompt" and not served:
+        raise ValueError(f"{name}: the catalogue declares no text-to-text model")
     return define_producer(
         name=name,
         provider=provider,
-        models=models.models() or ["*"],
-        domain="media",
+        models=served or ["*"],
+        domain=domain or "media",
+        config_schema=ReplicatePromptConfig if domain == "prompt" else None,
         kind=kind,
         prepare=prepare,
         submit=submit,
@@ -203,5 +243,9 @@ def replicate_producer(
         cancel=cancel,
         catalogue=listing,
         poll_interval=2.0,
-        description="Schema-driven producer for every declared Replicate model",
+        description=(
+            "LLM prompt producer for the declared Replicate text-to-text models"
+            if domain == "prompt"
+            else "Schema-driven producer for every declared Replicate model"
+        ),
     )

@@ -1,7 +1,10 @@
-"""What a payload asks a model to make: media, count, aspect ratio, duration, format."""
+"""What a payload asks a model to make: media, count, aspect ratio, duration, format; for a
+text model, the answer's JSON Schema (given to the model in its system prompt)."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +14,43 @@ from producers.replicate.mapping import effective_input, prompt_of
 from producers.sdk.jobs import Kind
 
 _DEFAULT_SECONDS = {"audio": 10.0, "video": 5.0}
+_SCHEMA_OPEN = "<json-schema>"
+_SCHEMA_CLOSE = "</json-schema>"
+_SCHEMA_BLOCK = re.compile(
+    re.escape(_SCHEMA_OPEN) + r"\s*(\{.*?\})\s*" + re.escape(_SCHEMA_CLOSE), re.DOTALL
+)
+
+
+def json_instruction(schema: Mapping[str, Any], name: str = "output") -> str:
+    """What a text model is told when its answer must be JSON: the schema, between
+    ``<json-schema>`` tags (:func:`schema_in_prompt` reads it back)."""
+    text = json.dumps(schema, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return (
+        f"Answer with one JSON value (the {name}) and nothing else: no prose before or after "
+        "it. It must be valid against this JSON Schema:\n"
+        f"{_SCHEMA_OPEN}\n{text}\n{_SCHEMA_CLOSE}"
+    )
+
+
+def schema_in_prompt(text: str) -> dict[str, Any] | None:
+    """The JSON Schema a prompt made by :func:`json_instruction` carries (the last one),
+    or None if it carries none."""
+    for match in reversed(list(_SCHEMA_BLOCK.finditer(text))):
+        try:
+            found = json.loads(match.group(1))
+        except ValueError:
+            continue
+        if isinstance(found, dict):
+            return found
+    return None
+
+
+def system_prompt_of(declaration: ModelDeclaration, payload: Mapping[str, Any]) -> str | None:
+    """A text model's system prompt in ``payload`` (None if it has no such field or none
+    is set)."""
+    name = declaration.output.system_field
+    value = payload.get(name) if name else None
+    return None if value is None else str(value)
 
 
 def _number(value: Any) -> float | None:
@@ -50,6 +90,15 @@ def duration_seconds(declaration: ModelDeclaration, effective: Mapping[str, Any]
 def media_hints(declaration: ModelDeclaration, payload: Mapping[str, Any]) -> MediaHints:
     """The shape of the output the model would produce for ``payload``."""
     effective = effective_input(declaration, payload)
+    if declaration.output.media == "text":
+        prompt = prompt_of(declaration, effective) or ""
+        system = system_prompt_of(declaration, effective)
+        schema = schema_in_prompt(system) if system else None
+        return MediaHints(
+            media="text",
+            prompt=prompt,
+            json_schema=schema if schema is not None else schema_in_prompt(prompt),
+        )
     aspect_ratio: str | None = None
     width: int | None = None
     height: int | None = None
