@@ -186,6 +186,16 @@ class ProviderError(Exception):
             if part
         )
         text = f"{self.code.value}: {self.reason}"
+        where = ", ".join(
+            part
+            for part in (
+                f"HTTP {self.status_code}" if self.status_code else "",
+                f"provider job {self.provider_job_id}" if self.provider_job_id else "",
+            )
+            if part
+        )
+        if where:
+            text += f" ({where})"
         if who:
             text = f"{who}: {text}"
         if self.prompt:
