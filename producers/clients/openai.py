@@ -412,6 +412,9 @@ def _result(response: Any) -> TextResult:
         details = getattr(response.usage, "output_tokens_details", None)
         if details is not None and getattr(details, "reasoning_tokens", None) is not None:
             usage["reasoning_tokens"] = details.reasoning_tokens
+        cached = getattr(response.usage, "input_tokens_details", None)
+        if cached is not None and getattr(cached, "cached_tokens", None) is not None:
+            usage["cached_input_tokens"] = cached.cached_tokens
     return TextResult(
         text=response.output_text,
         model=response.model,
