@@ -103,6 +103,32 @@ class FailureView:
 
 
 @dataclass
+class PassedOverView:
+    """A model a job tried before the one that made (or last failed) it."""
+
+    model: str
+    code: str
+    reason: str
+    status_code: int | None
+
+
+def _passed_over(record: dict[str, Any]) -> list[PassedOverView]:
+    items = record.get("passed_over")
+    return [
+        PassedOverView(
+            model=str(item.get("model_id") or "?"),
+            code=str(item.get("code") or "unknown"),
+            reason=str(item.get("reason") or ""),
+            status_code=item.get("status_code")
+            if isinstance(item.get("status_code"), int)
+            else None,
+        )
+        for item in (scrub(items) if isinstance(items, list) else [])
+        if isinstance(item, dict)
+    ]
+
+
+@dataclass
 class JobView:
     """A job: its artefacts, or its failure."""
 
@@ -114,6 +140,8 @@ class JobView:
     reused: bool
     artefacts: list[ArtefactView] = field(default_factory=list)
     failure: FailureView | None = None
+    #: The models tried before ``model`` and why each did not make the artefact.
+    passed_over: list[PassedOverView] = field(default_factory=list)
 
 
 @dataclass
@@ -236,6 +264,7 @@ def job_view(record: dict[str, Any]) -> JobView:
         model=str(record.get("model_id") or ""),
         status=str(record.get("status") or "succeeded"),
         reused=bool(record.get("reused")),
+        passed_over=_passed_over(record),
     )
     if view.status == "failed":
         view.failure = _failure_view(record)

@@ -121,7 +121,21 @@ async def stored_run(store: LocalStore) -> StoredRun:
     )
     script_artefact = artefact(script, "script")
     script_artefact.update(kind="inline", value=script_value)
-    image_record = record("image[0]", "image", 0, [artefact(image, "image")])
+    image_record = record(
+        "image[0]",
+        "image",
+        0,
+        [artefact(image, "image")],
+        passed_over=[
+            {
+                "model_id": "replicate:google/nano-banana",
+                "code": "provider_unavailable",
+                "reason": "The service is temporarily unavailable.",
+                "status_code": 503,
+                "provider_job_id": None,
+            }
+        ],
+    )
     failed = record(
         "image[1]",
         "image",
@@ -135,6 +149,10 @@ async def stored_run(store: LocalStore) -> StoredRun:
             "model": "bytedance/seedream-4",
             "producer": "replicate-media",
             "prompt": "a scary red panda",
+            "status_code": 200,
+            "provider_job_id": "pred-7f3a",
+            "hint": "the provider's safety filter refused the prompt; change the prompt",
+            "raw": {"status": "failed", "detail": "NSFW <script>alert(1)</script> detected"},
         },
     )
     manifest = {

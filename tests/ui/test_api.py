@@ -117,6 +117,13 @@ def test_gallery_shows_every_artefact_failure_cost_and_timeline(client: Any, tok
     assert "estimated $0.0300" in html and ">mock<" in html
     assert "safety_blocked" in html and "flagged by the provider" in html
     assert "a scary red panda" in html
+    # the provider's own words, its job id and what to check, escaped
+    assert "provider job pred-7f3a" in html and "What to check" in html
+    assert "NSFW &lt;script&gt;alert(1)&lt;/script&gt; detected" in html
+    assert "<script>alert(1)" not in html
+    # the image made by a fallback model says which model failed and why
+    assert "made by the fallback model" in html and "replicate:google/nano-banana" in html
+    assert "provider_unavailable" in html and "(HTTP 503)" in html
     assert 'class="timeline"' in html and 'data-key="image[0]"' in html
     assert html.count('class="regenerate"') == 4  # one per job, the failed one too
 
