@@ -1,6 +1,7 @@
 """Step 3: infer the kind: the media family from words and examples, then the kind.
 
-The media family (image, video, speech, music) comes first, from the category, the
+The media family (image, video, speech, music, text) comes first, from an LLM's Output
+schema (a list of strings streamed or concatenated: text-to-text), the category, the
 description, the example output's file type or, as a guess, telling field names; the
 mapping step needs it. The kind proper (``text-to-image`` or ``image-to-image``...) then
 follows from whether the mapped image field is required.
@@ -11,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from producers.replicate.declaration import FieldMapping
 from producers.replicate.importer.metadata import Metadata, example_urls, extension
@@ -19,7 +20,7 @@ from producers.replicate.importer.report import Notes, import_error
 from producers.replicate.importer.schema import Field, Schema
 from producers.sdk.jobs import Kind
 
-Media = Literal["image", "video", "speech", "music"]
+Media = Literal["image", "video", "speech", "music", "text"]
 
 _MEDIA_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("video", re.compile(r"\bvideos?\b|text-to-video|image-to-video|\bt2v\b|\bi2v\b")),
@@ -27,6 +28,7 @@ _MEDIA_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("music", re.compile(r"\bmusic\w*|\bsongs?\b")),
     ("image", re.compile(r"\bimages?\b|text[- ]to[- ]image|\bpictures?\b|\bphoto\w*")),
     ("audio", re.compile(r"\baudio\b|\bsounds?\b")),
+    ("text", re.compile(r"\blanguage models?\b|\bllms?\b|text[- ]generation|text[- ]to[- ]text")),
 )
 _EXTENSION_MEDIA = {
     "png": "image",
@@ -61,6 +63,30 @@ class KindFound:
     notes: Notes
 
 
+def text_output(output_schema: Mapping[str, Any] | None) -> str | None:
+    """Why an Output schema is an LLM's (None if it is not): a list of strings streamed
+    (``x-cog-array-type: iterator``) or shown concatenated (``x-cog-array-display:
+    concatenate``), or one string that is not a URI."""
+    if not isinstance(output_schema, Mapping):
+        return None
+    kind = output_schema.get("type")
+    items = output_schema.get("items")
+    if kind == "array" and isinstance(items, Mapping) and items.get("type") == "string":
+        if items.get("format") == "uri":
+            return None
+        marks = [
+            f"{key} {output_schema[key]}"
+            for key in ("x-cog-array-type", "x-cog-array-display")
+            if output_schema.get(key) in ("iterator", "concatenate")
+        ]
+        if marks:
+            return f"the Output schema is a list of strings ({', '.join(marks)})"
+        return None
+    if kind == "string" and output_schema.get("format") != "uri":
+        return "the Output schema is one string, not a URI"
+    return None
+
+
 def _media_from_words(text: str) -> str | None:
     lowered = text.lower()
     for media, pattern in _MEDIA_PATTERNS:
@@ -87,7 +113,10 @@ def infer_media(meta: Metadata, fields: Sequence[Field], source: str) -> MediaFo
         DeclarationError: nothing in the metadata says what the model makes.
     """
     evidence: list[tuple[str, str]] = []
-    if meta.category:
+    streamed = text_output(meta.output_schema)
+    if streamed:
+        evidence.append(("text", streamed))
+    if not evidence and meta.category:
         found = _media_from_words(meta.category)
         if found:
             evidence.append((found, f"category {meta.category!r}"))
@@ -146,6 +175,8 @@ def _kind(
         if image_field is not None:
             return Kind.TEXT_TO_IMAGE, f"image field {image_field.name!r} is optional"
         return Kind.TEXT_TO_IMAGE, "no image field"
+    if media == "text":
+        return Kind.TEXT, ""
     if media == "speech":
         return Kind.TEXT_TO_SPEECH, ""
     return Kind.TEXT_TO_MUSIC, ""
@@ -156,6 +187,8 @@ def infer_kind(media: MediaFound, mapping: Mapping[str, FieldMapping], schema: S
     kind, kind_why = _kind(media.media, mapping, schema.fields)
     if schema.output_schema is None:
         output_kind = "no Output schema"
+    elif kind is Kind.TEXT:
+        output_kind = "output is text"
     elif schema.output_schema.get("type") == "array":
         output_kind = "output is a list of URIs"
     else:

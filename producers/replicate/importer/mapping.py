@@ -28,6 +28,7 @@ RELEVANT: dict[Media, tuple[str, ...]] = {
     "video": ("prompt", "negative_prompt", "aspect_ratio", "seed", "duration_seconds", "image"),
     "speech": ("prompt", "voice", "language"),
     "music": ("prompt", "negative_prompt", "seed", "duration_seconds"),
+    "text": ("prompt", "seed"),
 }
 
 
@@ -349,9 +350,11 @@ def infer_mapping(fields: Sequence[Field], media: Media) -> MappingFound:
     picker = _Picker(fields)
     result = MappingFound()
     _map_prompts(picker, result, media)
-    _map_shape(picker, result)
+    if media != "text":  # an LLM has no size, count or voice (its max tokens is no count)
+        _map_shape(picker, result)
     _map_numbers(picker, result, media)
-    _map_voice(picker, result)
+    if media != "text":
+        _map_voice(picker, result)
     # Facts about the mapped fields that the description ties to other fields.
     for attribute, mapping in result.mapping.items():
         for target in mapping.targets:

@@ -1,4 +1,5 @@
-"""Step 5: infer the output: one file or a list, the format field and the default format."""
+"""Step 5: infer the output: one file or a list, the format field and the default format;
+for an LLM, its system prompt and max-tokens fields."""
 
 from __future__ import annotations
 
@@ -51,8 +52,63 @@ def _format_field(fields: Sequence[Field], media: str) -> Field | None:
     return candidates[0] if candidates else None
 
 
+#: Input fields of an LLM, best first: the system prompt, and the most tokens to generate.
+_SYSTEM_NAMES = ("system_prompt", "system", "system_message", "instructions")
+_MAX_TOKENS_NAMES = (
+    "max_tokens",
+    "max_new_tokens",
+    "max_completion_tokens",
+    "max_output_tokens",
+    "max_length",
+)
+
+
+def _first(fields: Sequence[Field], names: Sequence[str], integer: bool) -> Field | None:
+    by_name = {f.name.lower(): f for f in fields}
+    for name in names:
+        fld = by_name.get(name)
+        if fld is not None and (fld.is_integer if integer else fld.is_string):
+            return fld
+    return None
+
+
+def _text_output(schema: Schema) -> OutputFound:
+    """A text-to-text model's output: its text (tokens joined), and its system prompt and
+    max-tokens fields."""
+    notes = Notes()
+    out = schema.output_schema
+    if out is None:
+        notes.unconfirmed.append(
+            "output shape: the metadata has no Output schema; a string or a list of tokens "
+            "(joined) is assumed"
+        )
+    elif out.get("type") == "array":
+        notes.inferred.append("output: text, a list of tokens joined (Output schema)")
+    else:
+        notes.inferred.append("output: text, one string (Output schema)")
+    system = _first(schema.fields, _SYSTEM_NAMES, integer=False)
+    max_tokens = _first(schema.fields, _MAX_TOKENS_NAMES, integer=True)
+    if system is not None:
+        notes.inferred.append(f"output: the system prompt goes in {system.name!r}")
+    else:
+        notes.not_inferred.append(
+            "output: no system prompt field; the system prompt is put before the prompt"
+        )
+    if max_tokens is not None:
+        notes.inferred.append(f"output: max_output_tokens goes in {max_tokens.name!r}")
+    else:
+        notes.not_inferred.append("output: no field for the most tokens to generate")
+    output = OutputSpec(
+        media="text",
+        system_field=system.name if system is not None else None,
+        max_tokens_field=max_tokens.name if max_tokens is not None else None,
+    )
+    return OutputFound(output, notes)
+
+
 def infer_output(meta: Metadata, schema: Schema, media: str, has_count: bool) -> OutputFound:
-    """The output shape of a model making ``media`` (``image``, ``audio`` or ``video``).
+    """The output shape of a model making ``media`` (``image``, ``audio``, ``video`` or
+    ``text``: an LLM, see :func:`_text_output`).
 
     Args:
         meta: The metadata (for the example prediction's output).
@@ -61,6 +117,8 @@ def infer_output(meta: Metadata, schema: Schema, media: str, has_count: bool) ->
         has_count: True if a count attribute was mapped (a list is then assumed when no
             Output schema says otherwise).
     """
+    if media == "text":
+        return _text_output(schema)
     notes = Notes()
     multiple = False
     out = schema.output_schema
