@@ -5,13 +5,29 @@ Served routes (route names in brackets, for :meth:`FakeReplicate.inject`):
 * ``POST /v1/models/{owner}/{name}/predictions`` [create]: run a model by name;
 * ``POST /v1/predictions`` [create]: run a model by ``version`` (an id, ``owner/name``
   or ``owner/name:id``);
+* ``POST /v1/deployments/{owner}/{name}/predictions`` [create]: run a deployment (the fake
+  serves a deployment named like a catalogued model as that model);
 * ``GET /v1/predictions/{id}`` [get];
 * ``POST /v1/predictions/{id}/cancel`` [cancel];
 * ``GET /v1/models/{owner}/{name}`` and ``.../versions/{id}`` [model];
+* ``POST /v1/files`` [upload]: a multipart upload (``content``, optional ``metadata``),
+  answered 201 with the file resource (``urls.get`` is the file's API URL);
+* ``GET /v1/files``, ``GET /v1/files/{id}``, ``DELETE /v1/files/{id}`` [files];
+* ``GET /v1/files/{id}/download?owner=&expiry=&signature=`` [file_download]: the bytes, for a
+  signed URL (:meth:`FakeReplicate.file_download_url`);
 * ``GET /files/{prediction id}/out-{i}.{ext}`` [download]: the outputs, streamed.
 
-Besides the generic faults: ``failed``/``nsfw`` and ``output`` (other output URLs) on
-[create] and [get]; ``truncate``, ``redirect`` and ``trickle`` on [download].
+Besides the generic faults: ``failed``/``nsfw``, ``output`` (other output URLs), ``aborted``
+(the prediction ends ``aborted``, never started), ``removed`` (it succeeds with its output
+data removed: ``data_removed: true``, output ``null``) and ``object`` (its output is a JSON
+object) on [create] and [get]; ``truncate``, ``redirect`` and ``trickle`` on [download].
+
+As strict as the real API: a create body's unknown or misplaced top-level field (``prompt``
+beside ``input``, ``version`` on a model's route) is refused 422 like any other schema error
+(``- (root): Additional property prompt is not allowed``); every error answer is
+``application/problem+json`` with ``title``, ``detail`` and ``status``; ``Retry-After`` is
+a whole number of seconds. A prediction whose input names a file URL of this fake that does
+not exist (never uploaded, deleted or expired) fails as the model could not fetch it.
 
 Models come from the catalogue (:meth:`producers.replicate.catalogue.Catalogue.load`);
 inputs are validated against each declaration's input schema, with Replicate's 422 body.
@@ -25,8 +41,11 @@ so they have the requested kind and shape.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
+import math
 import re
 import secrets
 import time
@@ -35,12 +54,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import jsonschema
 from jsonschema.exceptions import ValidationError
 
 from producers.clients.base import MediaHints
-from producers.clients.mock import media_format, render
+from producers.clients.mock import answer_text, media_format, render, text_tokens
 from producers.replicate.catalogue import Catalogue
 from producers.replicate.declaration import ModelDeclaration
 from producers.replicate.shape import media_hints
@@ -55,7 +75,7 @@ from producers.testing.fixtures import FAKE_TOKEN
 
 __all__ = ["FAKE_TOKEN", "FakeReplicate", "validation_problems"]
 
-_TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+_TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
 _ID_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
 _CONTENT_TYPES = {
     "png": "image/png",
@@ -68,6 +88,20 @@ _CONTENT_TYPES = {
 }
 _MAX_WAIT = 60.0
 _CREATE_BY_MODEL = re.compile(r"^/v1/models/([^/]+)/([^/]+)/predictions/?$")
+_CREATE_BY_DEPLOYMENT = re.compile(r"^/v1/deployments/([^/]+)/([^/]+)/predictions/?$")
+_FILES = re.compile(r"^/v1/files/?$")
+_FILE_RESOURCE = re.compile(r"^/v1/files/([^/]+)/?$")
+_FILE_DOWNLOAD = re.compile(r"^/v1/files/([^/]+)/download/?$")
+#: The top-level fields of a create body, by route (the published request schemas).
+_CREATE_FIELDS = frozenset(
+    {"input", "stream", "webhook", "webhook_completed", "webhook_events_filter"}
+)
+_CREATE_BY_VERSION_FIELDS = _CREATE_FIELDS | {"version"}
+#: The form fields of ``POST /v1/files``.
+_UPLOAD_FIELDS = frozenset({"content", "metadata", "filename", "type"})
+#: How long an uploaded file lives (the real API: a day).
+DEFAULT_FILE_TTL = 24 * 3600.0
+PROBLEM_JSON = "application/problem+json"
 _MODEL = re.compile(r"^/v1/models/([^/]+)/([^/]+)/?$")
 _VERSION = re.compile(r"^/v1/models/([^/]+)/([^/]+)/versions/([^/]+)/?$")
 _PREDICTION = re.compile(r"^/v1/predictions/([^/]+)/?$")
@@ -76,6 +110,9 @@ _FILE = re.compile(r"^/files/([^/]+)/out-(\d+)\.(\w+)$")
 _WAIT = re.compile(r"(?:^|[;,\s])wait(?:=(\d+(?:\.\d+)?))?(?:$|[;,\s])")
 _TITLES = {
     401: "Unauthenticated",
+    402: "Insufficient credit",
+    403: "Forbidden",
+    409: "Conflict",
     404: "Not found",
     422: "Input validation failed",
     429: "Too Many Requests",
@@ -86,6 +123,12 @@ _TITLES = {
 }
 _DETAILS = {
     401: "You did not pass a valid authentication token",
+    402: (
+        "You have insufficient credit to run this model. Go to "
+        "https://replicate.com/account/billing#billing to purchase credit. Once you purchase "
+        "credit, please wait a few minutes before trying again."
+    ),
+    403: "You do not have permission to perform this action.",
     404: "Not found.",
     500: "An internal error occurred. Please try again later.",
     502: "The server received an invalid response from an upstream server.",
@@ -217,11 +260,46 @@ class _Prediction:
     error: str | None = None
     fail_with: str | None = None
     output_urls: list[str] = field(default_factory=list)
+    #: ``aborted``: it ends aborted, never started (an ``aborted`` fault).
+    end_with: str | None = None
+    #: Its output data was removed (a ``removed`` fault): output null, input and logs gone.
+    data_removed: bool = False
+    #: An output to answer instead of the URLs (an ``object`` fault).
+    output_value: Any = None
 
     @property
     def finishes_at(self) -> float:
         """When the prediction reaches its final state (unless canceled)."""
         return self.created + self.latency
+
+
+@dataclass
+class UploadedFile:
+    """A file uploaded with ``POST /v1/files``.
+
+    Attributes:
+        id: Its id.
+        name: The filename sent.
+        content_type: The content type sent (``application/octet-stream`` if none).
+        data: The bytes.
+        metadata: The metadata sent (``{}`` if none).
+        created: When it was uploaded.
+        expires: When it expires.
+        deleted: True once ``DELETE`` removed it.
+    """
+
+    id: str
+    name: str
+    content_type: str
+    data: bytes
+    metadata: dict[str, Any]
+    created: float
+    expires: float
+    deleted: bool = False
+
+    def alive(self, now: float | None = None) -> bool:
+        """Not deleted and not expired."""
+        return not self.deleted and (time.time() if now is None else now) < self.expires
 
 
 class FakeReplicate(FakeServer):
@@ -245,10 +323,13 @@ class FakeReplicate(FakeServer):
     """
 
     provider = "replicate"
-    routes = ("create", "get", "cancel", "model", "download")
+    routes = ("create", "get", "cancel", "model", "download", "upload", "files", "file_download")
     route_faults: ClassVar[Mapping[str, frozenset[str]]] = {
         "failed": frozenset({"create", "get"}),
         "output": frozenset({"create", "get"}),
+        "aborted": frozenset({"create", "get"}),
+        "removed": frozenset({"create", "get"}),
+        "object": frozenset({"create", "get"}),
         "truncate": frozenset({"download"}),
         "redirect": frozenset({"download"}),
         "trickle": frozenset({"download"}),
@@ -273,12 +354,16 @@ class FakeReplicate(FakeServer):
         self._secret_fields = frozenset(name for d in self.catalogue for name in d.secret_fields)
         self._predictions: dict[str, _Prediction] = {}
         self._files: dict[tuple[str, int], bytes] = {}
+        self._uploads: dict[str, UploadedFile] = {}
+        self.file_ttl = DEFAULT_FILE_TTL
+        self._signing_key = secrets.token_bytes(32)
+        self.owner = "fake-owner"
 
     # -- settings and state -------------------------------------------------------------------
 
     def configure(self, settings: Mapping[str, Any]) -> None:
-        """Change ``latency``, ``big_output_bytes`` or ``token`` at run time."""
-        unknown = set(settings) - {"latency", "big_output_bytes", "token"}
+        """Change ``latency``, ``big_output_bytes``, ``token`` or ``file_ttl`` at run time."""
+        unknown = set(settings) - {"latency", "big_output_bytes", "token", "file_ttl"}
         if unknown:
             raise ValueError(f"unknown settings: {', '.join(sorted(unknown))}")
         with self._lock:
@@ -290,6 +375,8 @@ class FakeReplicate(FakeServer):
             if "token" in settings:
                 token = settings["token"]
                 self.token = None if token is None else str(token)
+            if "file_ttl" in settings:
+                self.file_ttl = max(0.0, float(settings["file_ttl"]))
 
     def settings(self) -> dict[str, Any]:
         """The current settings (the token itself is not shown)."""
@@ -297,13 +384,15 @@ class FakeReplicate(FakeServer):
             "latency": self.latency,
             "big_output_bytes": self.big_output_bytes,
             "token_required": self.token is not None,
+            "file_ttl": self.file_ttl,
         }
 
     def reset_state(self) -> None:
-        """Forget every prediction and rendered file."""
+        """Forget every prediction, rendered file and uploaded file."""
         with self._lock:
             self._predictions.clear()
             self._files.clear()
+            self._uploads.clear()
 
     def prediction(self, prediction_id: str) -> dict[str, Any]:
         """The current JSON of a prediction (as ``GET`` would answer, without advancing it).
@@ -334,6 +423,30 @@ class FakeReplicate(FakeServer):
         return peak
 
     @property
+    def uploaded_files(self) -> list[UploadedFile]:
+        """The files uploaded since the last reset (deleted ones too), oldest first."""
+        with self._lock:
+            return list(self._uploads.values())
+
+    def file_url(self, file_id: str) -> str:
+        """The API URL of an uploaded file (its ``urls.get``)."""
+        return f"{self.base_url}/v1/files/{file_id}"
+
+    def file_download_url(self, file_id: str, *, expiry: int | None = None) -> str:
+        """A signed ``/v1/files/{id}/download`` URL (HMAC-SHA256 of ``owner id expiry``)."""
+        expiry = int(time.time() + 3600) if expiry is None else expiry
+        signature = self._signature(file_id, expiry)
+        return (
+            f"{self.base_url}/v1/files/{file_id}/download?owner={quote(self.owner)}"
+            f"&expiry={expiry}&signature={quote(signature, safe='')}"
+        )
+
+    def _signature(self, file_id: str, expiry: int) -> str:
+        message = f"{self.owner} {file_id} {expiry}".encode()
+        digest = hmac.new(self._signing_key, message, hashlib.sha256).digest()
+        return base64.b64encode(digest).decode("ascii")
+
+    @property
     def prediction_ids(self) -> list[str]:
         """Ids of the predictions created, oldest first."""
         with self._lock:
@@ -356,9 +469,19 @@ class FakeReplicate(FakeServer):
     def route_of(self, method: str, path: str) -> str | None:
         """The route name of a request."""
         if method == "POST" and (
-            path.rstrip("/") == "/v1/predictions" or _CREATE_BY_MODEL.match(path)
+            path.rstrip("/") == "/v1/predictions"
+            or _CREATE_BY_MODEL.match(path)
+            or _CREATE_BY_DEPLOYMENT.match(path)
         ):
             return "create"
+        if method == "POST" and _FILES.match(path):
+            return "upload"
+        if method in ("GET", "HEAD") and _FILE_DOWNLOAD.match(path):
+            return "file_download"
+        if (method in ("GET", "HEAD") and _FILES.match(path)) or (
+            method in ("GET", "HEAD", "DELETE") and _FILE_RESOURCE.match(path)
+        ):
+            return "files"
         if method == "POST" and _CANCEL.match(path):
             return "cancel"
         if method in ("GET", "HEAD") and _PREDICTION.match(path):
@@ -372,26 +495,50 @@ class FakeReplicate(FakeServer):
     def error_reply(
         self, request: IncomingRequest, status: int, fault: Fault | None = None
     ) -> Reply:
-        """Replicate's problem-details error body: ``{"title", "detail", "status"}``."""
+        """Replicate's problem-details error body (``application/problem+json``):
+        ``{"title", "detail", "status"}``; ``Retry-After`` in whole seconds (rounded up)."""
         headers = dict(fault.headers) if fault is not None else {}
         detail = _DETAILS.get(status, HTTPStatus(status).phrase)
         if fault is not None and fault.retry_after is not None:
-            seconds = fault.retry_after
-            headers["Retry-After"] = _number(float(seconds))
+            seconds = max(0, math.ceil(fault.retry_after))
+            headers["Retry-After"] = str(seconds)
             if status == 429:
                 unit = "second" if seconds == 1 else "seconds"
-                detail = f"Request was throttled. Expected available in {_number(float(seconds))} {unit}."
+                detail = f"Request was throttled. Expected available in {seconds} {unit}."
         elif status == 429:
             detail = "Request was throttled."
         title = _TITLES.get(status, HTTPStatus(status).phrase)
-        return Reply.json(status, {"title": title, "detail": detail, "status": status}, headers)
+        return self._problem(status, title, detail, headers=headers)
 
     def not_found(self, request: IncomingRequest | None, detail: str = "Not found.") -> Reply:
         """Replicate's 404."""
-        return Reply.json(404, {"title": "Not found", "detail": detail, "status": 404})
+        return self._problem(404, "Not found", detail)
 
-    def _problem(self, status: int, title: str, detail: str, **extra: Any) -> Reply:
-        return Reply.json(status, {"title": title, "detail": detail, "status": status, **extra})
+    def _problem(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> Reply:
+        """A problem-details answer (``application/problem+json``)."""
+        body = {"title": title, "detail": detail, "status": status, **extra}
+        return Reply.json(status, body, {**(headers or {}), "Content-Type": PROBLEM_JSON})
+
+    def _schema_problem(self, problems: list[tuple[str, str, str]]) -> Reply:
+        """Replicate's 422 for a request that fails its schema (gojsonschema's words)."""
+        detail = "".join(f"- {where}: {text}\n" for _, where, text in problems)
+        return self._problem(
+            422,
+            "Input validation failed",
+            detail,
+            invalid_fields=[
+                {"type": kind, "field": where, "description": text}
+                for kind, where, text in problems
+            ],
+        )
 
     def _authorised(self, request: IncomingRequest) -> bool:
         scheme, _, token = request.header("authorization").partition(" ")
@@ -404,6 +551,8 @@ class FakeReplicate(FakeServer):
         route = request.route
         if route == "download":
             return self._download(request, fault)
+        if route == "file_download":
+            return self._file_download(request)
         if route is None:
             return self.not_found(request)
         if not self._authorised(request):
@@ -412,6 +561,10 @@ class FakeReplicate(FakeServer):
             return self._create(request, fault)
         if route == "model":
             return self._model(request)
+        if route == "upload":
+            return self._upload(request)
+        if route == "files":
+            return self._file_resource(request)
         match = _CANCEL.match(request.path) or _PREDICTION.match(request.path)
         assert match is not None
         prediction_id = match.group(1)
@@ -433,6 +586,14 @@ class FakeReplicate(FakeServer):
             if declaration.output.multiple
             else {**item, "title": "Output"}
         )
+        if declaration.output.media == "text":  # as Cog publishes an LLM's streamed output
+            output = {
+                "type": "array",
+                "items": {"type": "string"},
+                "title": "Output",
+                "x-cog-array-type": "iterator",
+                "x-cog-array-display": "concatenate",
+            }
         schemas = {**declaration.schema_components, "Input": declaration.input_schema}
         schemas["Output"] = output
         return {
@@ -479,6 +640,29 @@ class FakeReplicate(FakeServer):
             },
         )
 
+    def _body_problems(self, request: IncomingRequest) -> list[tuple[str, str, str]]:
+        """A create body's top-level problems, as Replicate's request schema finds them: not
+        a JSON object, ``input`` missing, an unknown or misplaced field."""
+        body = request.json
+        if not isinstance(body, Mapping):
+            given = "null" if body is None and request.body else _json_type(body)
+            if body is None and not request.body:
+                given = "null"
+            return [("invalid_type", "(root)", f"Invalid type. Expected: object, given: {given}")]
+        by_version = request.path.rstrip("/") == "/v1/predictions"
+        allowed = _CREATE_BY_VERSION_FIELDS if by_version else _CREATE_FIELDS
+        problems = [
+            (
+                "additional_property_not_allowed",
+                "(root)",
+                f"Additional property {name} is not allowed",
+            )
+            for name in sorted(set(body) - allowed)
+        ]
+        if "input" not in body:
+            problems.insert(0, ("required", "(root)", "input is required"))
+        return problems
+
     def _resolve(self, request: IncomingRequest) -> ModelDeclaration | Reply:
         by_model = _CREATE_BY_MODEL.match(request.path)
         if by_model is not None:
@@ -486,6 +670,13 @@ class FakeReplicate(FakeServer):
             declaration = self.catalogue.get(name)
             if declaration is None:
                 return self.not_found(request, f"Model {name} not found.")
+            return declaration
+        by_deployment = _CREATE_BY_DEPLOYMENT.match(request.path)
+        if by_deployment is not None:
+            name = f"{by_deployment.group(1)}/{by_deployment.group(2)}"
+            declaration = self.catalogue.get(name)
+            if declaration is None:
+                return self.not_found(request, f"Deployment {name} not found.")
             return declaration
         body = request.json if isinstance(request.json, Mapping) else {}
         version = body.get("version")
@@ -513,6 +704,13 @@ class FakeReplicate(FakeServer):
                 422,
                 "Invalid version or not permitted",
                 "- version: Invalid version or not permitted\n",
+                invalid_fields=[
+                    {
+                        "type": "invalid_version",
+                        "field": "version",
+                        "description": "Invalid version or not permitted",
+                    }
+                ],
             )
         return found
 
@@ -521,10 +719,14 @@ class FakeReplicate(FakeServer):
     def _json(self, p: _Prediction) -> dict[str, Any]:
         base = self.base_url
         output: Any = None
-        if p.status == "succeeded":
-            output = p.output_urls if p.declaration.output.multiple else p.output_urls[0]
+        removed = p.data_removed and p.status in _TERMINAL
+        if p.status == "succeeded" and not removed:
+            if p.output_value is not None:
+                output = p.output_value
+            else:
+                output = p.output_urls if p.declaration.output.multiple else p.output_urls[0]
         logs = ""
-        if p.status != "starting":
+        if p.status not in ("starting", "aborted") and not removed:
             logs = "Using seed: 42\n"
             if p.status == "processing":
                 logs += "  0%|          | 0/28 [00:00<?, ?it/s]\n"
@@ -540,10 +742,10 @@ class FakeReplicate(FakeServer):
             "id": p.id,
             "model": p.declaration.model,
             "version": p.version,
-            "input": p.input,
+            "input": {} if removed else p.input,
             "logs": logs,
             "output": output,
-            "data_removed": False,
+            "data_removed": removed,
             "error": p.error,
             "status": p.status,
             "created_at": _timestamp(p.created),
@@ -561,7 +763,12 @@ class FakeReplicate(FakeServer):
         """Move a prediction along its lifecycle (call with the lock held)."""
         if p.status in _TERMINAL:
             return
-        if now >= p.finishes_at:
+        if now >= p.finishes_at and p.end_with == "aborted":
+            # It ended before it started: no start time, no predict_time, nothing billed.
+            p.status = "aborted"
+            p.started = None
+            p.completed = max(p.finishes_at, p.created)
+        elif now >= p.finishes_at:
             p.started = p.started if p.started is not None else p.created
             p.completed = max(p.finishes_at, p.started)
             if p.fail_with is not None:
@@ -575,6 +782,9 @@ class FakeReplicate(FakeServer):
                 p.started = now
 
     def _create(self, request: IncomingRequest, fault: Fault | None) -> Reply:
+        body_problems = self._body_problems(request)
+        if body_problems:
+            return self._schema_problem(body_problems)
         resolved = self._resolve(request)
         if isinstance(resolved, Reply):
             return resolved
@@ -583,16 +793,7 @@ class FakeReplicate(FakeServer):
         payload = body.get("input", {})
         problems = validation_problems(declaration, payload)
         if problems:
-            detail = "".join(f"- {where}: {text}\n" for _, where, text in problems)
-            return self._problem(
-                422,
-                "Input validation failed",
-                detail,
-                invalid_fields=[
-                    {"type": kind, "field": where, "description": text}
-                    for kind, where, text in problems
-                ],
-            )
+            return self._schema_problem(problems)
         hints = media_hints(declaration, payload)
         now = time.time()
         prediction = _Prediction(
@@ -603,7 +804,9 @@ class FakeReplicate(FakeServer):
             hints=hints,
             created=now,
             latency=self.latency,
-            fail_with=fault.error if fault is not None and fault.kind == "failed" else None,
+            fail_with=fault.error
+            if fault is not None and fault.kind == "failed"
+            else self._missing_input_file(payload),
         )
         ext = media_format(hints)
         prediction.output_urls = [
@@ -612,6 +815,11 @@ class FakeReplicate(FakeServer):
         ]
         if fault is not None and fault.kind == "output":
             prediction.output_urls = list(fault.urls)
+        if hints.media == "text":  # an LLM streams tokens: its output is the list of them
+            given = fault.urls if fault is not None and fault.kind == "output" else None
+            prediction.output_value = list(given) if given else _llm_tokens(hints)
+        if fault is not None:
+            self._apply_end_fault(prediction, fault)
         with self._lock:
             self._predictions[prediction.id] = prediction
         wait = self._prefer_wait(request.header("prefer"))
@@ -657,8 +865,49 @@ class FakeReplicate(FakeServer):
                 prediction.latency = 0.0
             if fault is not None and fault.kind == "output":
                 prediction.output_urls = list(fault.urls)
+            if fault is not None and prediction.status not in _TERMINAL:
+                if self._apply_end_fault(prediction, fault) and fault.kind != "object":
+                    prediction.latency = 0.0  # it ends now
+            elif (
+                fault is not None
+                and prediction.status == "succeeded"
+                and (fault.kind in ("removed", "object"))
+            ):
+                self._apply_end_fault(prediction, fault)
             self._advance(prediction, time.time(), polled=True)
             return Reply.json(200, self._json(prediction))
+
+    @staticmethod
+    def _apply_end_fault(prediction: _Prediction, fault: Fault) -> bool:
+        """Arm an ``aborted``, ``removed`` or ``object`` fault on a prediction; True if it
+        was one of them."""
+        if fault.kind == "aborted":
+            prediction.end_with = "aborted"
+        elif fault.kind == "removed":
+            prediction.data_removed = True
+        elif fault.kind == "object":
+            prediction.output_value = json.loads(fault.body or "{}")
+        else:
+            return False
+        return True
+
+    def _missing_input_file(self, payload: Any) -> str | None:
+        """The error of a prediction whose input names a file URL of this fake that does not
+        exist (never uploaded, deleted or expired): the model cannot fetch it."""
+        if not isinstance(payload, Mapping):
+            return None
+        prefix = f"{self.base_url}/v1/files/"
+        now = time.time()
+        for name, value in payload.items():
+            for item in value if isinstance(value, list) else [value]:
+                if not isinstance(item, str) or not item.startswith(prefix):
+                    continue
+                file_id = item[len(prefix) :].split("?", 1)[0].split("/", 1)[0]
+                with self._lock:
+                    found = self._uploads.get(file_id)
+                if found is None or not found.alive(now):
+                    return f"{name}: failed to download {item}: 404 Not Found"
+        return None
 
     def _cancel(self, prediction_id: str) -> Reply:
         with self._lock:
@@ -672,6 +921,125 @@ class FakeReplicate(FakeServer):
                 prediction.started = prediction.started or prediction.created
                 prediction.completed = now
             return Reply.json(200, self._json(prediction))
+
+    # -- files --------------------------------------------------------------------------------
+
+    def _file_json(self, record: UploadedFile) -> dict[str, Any]:
+        """A file resource as the real API answers it."""
+        return {
+            "id": record.id,
+            "name": record.name,
+            "content_type": record.content_type,
+            "size": len(record.data),
+            "etag": hashlib.md5(record.data, usedforsecurity=False).hexdigest(),
+            "checksums": {
+                "sha256": hashlib.sha256(record.data).hexdigest(),
+                "md5": hashlib.md5(record.data, usedforsecurity=False).hexdigest(),
+            },
+            "metadata": record.metadata,
+            "created_at": _timestamp(record.created),
+            "expires_at": _timestamp(record.expires),
+            "urls": {"get": self.file_url(record.id)},
+        }
+
+    def _upload(self, request: IncomingRequest) -> Reply:
+        """``POST /v1/files``: a multipart upload of ``content`` (its filename and type) and
+        optional ``metadata`` (a JSON object); answered 201 with the file resource."""
+        parts = _multipart(request.header("content-type"), request.body)
+        if parts is None:
+            return self._schema_problem([("required", "content", "content is required")])
+        fields: dict[str, tuple[dict[str, str], bytes, str | None]] = {}
+        problems: list[tuple[str, str, str]] = []
+        for headers, data in parts:
+            name, filename = _disposition(headers.get("content-disposition", ""))
+            if name not in _UPLOAD_FIELDS:
+                text = f"Additional property {name or '?'} is not allowed"
+                problems.append(("additional_property_not_allowed", "(root)", text))
+            else:
+                fields[name] = (headers, data, filename)
+        if "content" not in fields:
+            problems.insert(0, ("required", "content", "content is required"))
+        metadata: Any = {}
+        if "metadata" in fields:
+            try:
+                metadata = json.loads(fields["metadata"][1] or b"{}")
+            except ValueError:
+                metadata = None
+            if not isinstance(metadata, dict):
+                given = _json_type(metadata) if metadata is not None else "string"
+                text = f"Invalid type. Expected: object, given: {given}"
+                problems.append(("invalid_type", "metadata", text))
+        if problems:
+            return self._schema_problem(problems)
+        headers, data, filename = fields["content"]
+        name = filename or "file"
+        if "filename" in fields:
+            name = fields["filename"][1].decode("utf-8", "replace").strip() or name
+        if len(name.encode("utf-8")) > 255:
+            text = "String length must be less than or equal to 255"
+            return self._schema_problem([("string_lte", "filename", text)])
+        content_type = headers.get("content-type") or "application/octet-stream"
+        if "type" in fields:
+            content_type = fields["type"][1].decode("utf-8", "replace").strip() or content_type
+        now = time.time()
+        record = UploadedFile(
+            id=base64.urlsafe_b64encode(secrets.token_bytes(27)).decode("ascii"),
+            name=name,
+            content_type=content_type,
+            data=data,
+            metadata=metadata,
+            created=now,
+            expires=now + self.file_ttl,
+        )
+        with self._lock:
+            self._uploads[record.id] = record
+        return Reply.json(201, self._file_json(record))
+
+    def _file_resource(self, request: IncomingRequest) -> Reply:
+        """``GET /v1/files`` (the list), ``GET`` and ``DELETE /v1/files/{id}``."""
+        now = time.time()
+        match = _FILE_RESOURCE.match(request.path)
+        if match is None:
+            with self._lock:
+                alive = [f for f in self._uploads.values() if f.alive(now)]
+            results = [self._file_json(f) for f in reversed(alive)]
+            return Reply.json(200, {"next": None, "previous": None, "results": results})
+        with self._lock:
+            record = self._uploads.get(match.group(1))
+            if record is None or not record.alive(now):
+                return self.not_found(request)
+            if request.method == "DELETE":
+                record.deleted = True
+                return Reply(204, {}, b"")
+            return Reply.json(200, self._file_json(record))
+
+    def _file_download(self, request: IncomingRequest) -> Reply:
+        """``GET /v1/files/{id}/download?owner=&expiry=&signature=``: the bytes, for a valid
+        signature (HMAC-SHA256 of ``owner id expiry``) before ``expiry``."""
+        match = _FILE_DOWNLOAD.match(request.path)
+        assert match is not None
+        file_id = match.group(1)
+        query = {k: v[0] for k, v in request.query.items() if v}
+        missing = [n for n in ("owner", "expiry", "signature") if not query.get(n)]
+        if missing:
+            return self._schema_problem([("required", n, f"{n} is required") for n in missing])
+        try:
+            expiry = int(query["expiry"])
+        except ValueError:
+            text = "Invalid type. Expected: integer, given: string"
+            return self._schema_problem([("invalid_type", "expiry", text)])
+        expected = self._signature(file_id, expiry)
+        if (
+            query["owner"] != self.owner
+            or not hmac.compare_digest(query["signature"], expected)
+            or expiry < time.time()
+        ):
+            return self._problem(403, "Forbidden", "Invalid or expired signature.")
+        with self._lock:
+            record = self._uploads.get(file_id)
+        if record is None or not record.alive():
+            return self.not_found(request)
+        return Reply(200, {"Content-Type": record.content_type}, record.data)
 
     # -- downloads ----------------------------------------------------------------------------
 
@@ -721,6 +1089,55 @@ class FakeReplicate(FakeServer):
             if not self.sleep(seconds):
                 return
             yield blob[offset : offset + 1]
+
+
+_BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^";\s]+))', re.IGNORECASE)
+_DISPOSITION_NAME = re.compile(r'(?:^|;)\s*name="([^"]*)"', re.IGNORECASE)
+_DISPOSITION_FILENAME = re.compile(r'(?:^|;)\s*filename="([^"]*)"', re.IGNORECASE)
+
+
+def _multipart(content_type: str, body: bytes) -> list[tuple[dict[str, str], bytes]] | None:
+    """The parts of a ``multipart/form-data`` body (headers lower-cased, bytes exact), or
+    None if it is not one."""
+    match = _BOUNDARY.search(content_type)
+    if not content_type.lower().startswith("multipart/form-data") or match is None:
+        return None
+    delimiter = b"--" + (match.group(1) or match.group(2)).encode("latin-1")
+    chunks = body.split(delimiter)
+    if len(chunks) < 2:
+        return None
+    parts: list[tuple[dict[str, str], bytes]] = []
+    for chunk in chunks[1:]:
+        if chunk.startswith(b"--"):
+            return parts
+        head, sep, data = chunk.removeprefix(b"\r\n").partition(b"\r\n\r\n")
+        if not sep:
+            return None
+        headers: dict[str, str] = {}
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            key, _, value = line.partition(":")
+            if key.strip():
+                headers[key.strip().lower()] = value.strip()
+        parts.append((headers, data.removesuffix(b"\r\n")))
+    return None  # no closing delimiter
+
+
+def _disposition(value: str) -> tuple[str, str | None]:
+    """The ``name`` and ``filename`` of a ``Content-Disposition: form-data`` header."""
+    name = _DISPOSITION_NAME.search(value)
+    filename = _DISPOSITION_FILENAME.search(value)
+    return (name.group(1) if name else "", filename.group(1) if filename else None)
+
+
+def _llm_tokens(hints: MediaHints) -> list[str]:
+    """An LLM's answer as Replicate sends it, a list of tokens: JSON valid against the schema
+    its system prompt carries (:func:`producers.replicate.shape.json_instruction`), else a
+    few words from the prompt."""
+    try:
+        text = answer_text(hints)
+    except ValueError:  # no answer satisfies the schema: the model answers anyway
+        text = answer_text(hints.model_copy(update={"json_schema": None}))
+    return text_tokens(text)
 
 
 def _chunks(blob: bytes, total: int) -> Iterator[bytes]:
