@@ -26,6 +26,7 @@ from producers.clients import default_client_registry
 from producers.registry import default_registry
 from producers.sdk.artefacts import ProducerResult
 from producers.sdk.attachments import attachment_from_path
+from producers.sdk.definition import Prepared
 from producers.sdk.documents import read_document
 from producers.sdk.errors import (
     ConfigurationError,
@@ -121,6 +122,21 @@ def produce(
         int, typer.Option("--retries", min=0, help="Retries of retryable errors.")
     ] = 2,
     deadline: DeadlineOption = None,
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            "--budget",
+            min=0,
+            help="Refuse to send the job if its estimated cost in USD is higher, or if it has "
+            "no price (see --allow-unpriced). An upper bound counts at its bound.",
+        ),
+    ] = None,
+    allow_unpriced: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unpriced", help="With --budget: send the job even if its model has no price."
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object with the artefacts.")
     ] = False,
@@ -214,6 +230,9 @@ def produce(
             try:
                 async with Job(handler, request, policy=policy) as job:
                     prepared = await job.prepare()
+                    check_job_budget(
+                        descriptor.model_id, prepared, budget, allow_unpriced=allow_unpriced
+                    )
             except ProviderError as exc:
                 refused = exc.code is ErrorCode.INVALID_INPUT
                 raise
@@ -266,10 +285,14 @@ def produce(
     out.print(table)
     out.print(f"run {run_id}: manifest {manifest_uri}", highlight=False)
     diagnostics = result.diagnostics
-    cost = diagnostics.estimated_cost_usd
     out.print(
-        f"estimated cost: {'unknown' if cost is None else f'${cost:.4f}'}"
-        + ("  (mock: nothing was paid)" if diagnostics.mocked else "")
+        f"estimated cost: {_usd(diagnostics.estimated_cost_usd, diagnostics.estimated_cost_upper_bound)}"
+        + (
+            "  (mock: nothing was paid)"
+            if diagnostics.mocked
+            else f"  cost: {_usd(diagnostics.cost_usd, diagnostics.cost_upper_bound)}"
+        ),
+        highlight=False,
     )
     for warning in diagnostics.warnings:
         err.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -278,6 +301,41 @@ def produce(
             f"[yellow]note:[/] {descriptor.model_id} has no field for: "
             + ", ".join(sorted(diagnostics.ignored_inputs)),
             highlight=False,
+        )
+
+
+def _usd(usd: float | None, upper_bound: bool) -> str:
+    """``$0.0300``, ``<= $0.0390`` for an upper bound, or ``unknown``."""
+    if usd is None:
+        return "unknown"
+    return f"{'<= ' if upper_bound else ''}${usd:.4f}"
+
+
+def check_job_budget(
+    model_id: str, prepared: Prepared, budget: float | None, *, allow_unpriced: bool = False
+) -> None:
+    """Refuse, before any request, a job over ``budget`` (None: no limit), or a job with no
+    price under a budget unless ``allow_unpriced``; an upper bound counts at its bound.
+
+    Raises:
+        InvalidInputError: naming the model, its estimate and the budget.
+    """
+    if budget is None:
+        return
+    usd = prepared.estimated_cost_usd
+    if usd is None:
+        if not allow_unpriced:
+            raise InvalidInputError(
+                f"--budget ${budget:.4f}: {model_id} has no price, so the job cannot be held to "
+                "the budget; nothing was sent (give the model a price, or --allow-unpriced)",
+                field="budget",
+            )
+        return
+    if usd > budget:
+        raise InvalidInputError(
+            f"--budget ${budget:.4f}: the estimated cost of {model_id} is "
+            f"{_usd(usd, prepared.estimated_cost_upper_bound)}; nothing was sent",
+            field="budget",
         )
 
 

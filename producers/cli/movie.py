@@ -53,6 +53,8 @@ class MovieSettings:
     deadline: float | None = None
     concurrency: Mapping[str, int] | None = None
     budget: float | None = None
+    #: Let a run with a budget start although some jobs have no price (they count as nothing).
+    allow_unpriced: bool = False
     refresh: bool = False
     refresh_roles: frozenset[str] = frozenset()
     quiet: bool = False
@@ -101,7 +103,13 @@ async def run_movie(
         },
     )
 
+    # What the jobs run here paid, beyond the sum: an upper bound, or jobs with no price.
+    paid_notes: dict[str, Any] = {"upper_bound": False, "unknown": 0}
+
     def done(spec: JobSpec, result: ProducerResult, reused: bool) -> None:
+        if not reused:
+            paid_notes["upper_bound"] |= result.diagnostics.cost_upper_bound
+            paid_notes["unknown"] += result.diagnostics.cost_usd is None
         progress.advance(tasks[spec.role])
         if reused:
             progress.update(tasks[spec.role], note="reused")
@@ -146,7 +154,7 @@ async def run_movie(
         events=JobEvents(on_done=done, on_retry=retry, on_fail=fail),
     )
     cost = await estimate(settings.options, settings.topic, settings.segments, runner.prepare)
-    check_budget(cost, settings.budget)
+    check_budget(cost, settings.budget, allow_unpriced=settings.allow_unpriced)
     try:
         with progress:
             outcome = await make_movie(
@@ -167,12 +175,33 @@ async def run_movie(
     if outcome.timeline_blob is not None:
         manifest.outputs["timeline"] = outcome.timeline_blob.uri
     manifest.outputs["estimated_cost_usd"] = cost.total
+    manifest.outputs["estimated_cost_upper_bound"] = cost.total_is_upper_bound
+    manifest.outputs["unpriced_jobs"] = [job.model_dump(mode="json") for job in cost.unpriced]
     manifest.outputs["cost_usd"] = runner.paid_usd
+    manifest.outputs["cost_upper_bound"] = paid_notes["upper_bound"]
+    manifest.outputs["cost_unknown_jobs"] = paid_notes["unknown"]
     await manifest.save(deps.store)
     return outcome, runner, cost, manifest
 
 
-def summary_table(outcome: MovieOutcome, runner: CliJobRunner, cost: CostEstimate) -> Table:
+def paid_text(runner: CliJobRunner, manifest: RunManifest | None = None) -> str:
+    """What the jobs run here paid, from the providers' figures: ``$0.0420``, ``<= $0.0420``
+    when some job's cost is only an upper bound, ``+ 1 job with no price`` when some job's
+    cost is unknown (``manifest``: the run's, which keeps those notes)."""
+    notes = manifest.outputs if manifest is not None else {}
+    text = f"{'<= ' if notes.get('cost_upper_bound') else ''}${runner.paid_usd:,.4f}"
+    unknown = int(notes.get("cost_unknown_jobs") or 0)
+    if unknown:
+        text += f" + {unknown} job{'' if unknown == 1 else 's'} with no price"
+    return text
+
+
+def summary_table(
+    outcome: MovieOutcome,
+    runner: CliJobRunner,
+    cost: CostEstimate,
+    manifest: RunManifest | None = None,
+) -> Table:
     """Done, reused, failed, skipped and cost, for people."""
     table = Table(title="summary", show_header=False)
     table.add_row("done", str(runner.counts["done"]))
@@ -180,8 +209,8 @@ def summary_table(outcome: MovieOutcome, runner: CliJobRunner, cost: CostEstimat
     table.add_row("failed", str(len(outcome.failures)))
     table.add_row("skipped", str(len(outcome.skipped)))
     table.add_row("retries", str(runner.counts["retries"]))
-    table.add_row("estimated cost", f"${cost.total:,.4f}" + (" + unknown" if cost.unknown else ""))
-    table.add_row("paid", f"${runner.paid_usd:,.4f}")
+    table.add_row("estimated cost", cost.total_text())
+    table.add_row("paid", paid_text(runner, manifest))
     return table
 
 
@@ -268,9 +297,19 @@ def movie_command(
     budget: Annotated[
         float | None,
         typer.Option(
-            "--budget", min=0, help="Refuse to start if the estimated cost in USD is higher."
+            "--budget",
+            min=0,
+            help="Refuse to start if the estimated cost in USD is higher, or if a job has no "
+            "price (see --allow-unpriced). Upper bounds count at their bound.",
         ),
     ] = None,
+    allow_unpriced: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unpriced",
+            help="With --budget: start even if some jobs have no price (they count as $0).",
+        ),
+    ] = False,
     refresh: Annotated[
         bool,
         typer.Option(
@@ -338,6 +377,7 @@ def movie_command(
         deadline=deadline,
         concurrency=limits,
         budget=budget,
+        allow_unpriced=allow_unpriced,
         refresh=refresh,
         refresh_roles=frozenset(refresh_role),
         quiet=as_json,
@@ -345,7 +385,7 @@ def movie_command(
     deps = HandlerDeps(store=store_obj, clients=default_client_registry(), shared_clients={})
     console = err if not as_json else Console(stderr=True, quiet=True)
     try:
-        outcome, runner, cost, _manifest = run(settings, registry, deps, console)
+        outcome, runner, cost, manifest = run(settings, registry, deps, console)
     except BudgetExceeded as exc:
         raise fail(str(exc), 2) from None
     except ProviderError as exc:
@@ -372,7 +412,11 @@ def movie_command(
                     "skipped": len(outcome.skipped),
                     "retries": runner.counts["retries"],
                     "estimated_cost_usd": cost.total,
+                    "estimated_cost_upper_bound": cost.total_is_upper_bound,
+                    "unpriced_jobs": [job.model_dump(mode="json") for job in cost.unpriced],
                     "cost_usd": runner.paid_usd,
+                    "cost_upper_bound": manifest.outputs.get("cost_upper_bound", False),
+                    "cost_unknown_jobs": manifest.outputs.get("cost_unknown_jobs", 0),
                 },
                 "artefacts": [
                     {**a.record(), "job": key}
@@ -385,7 +429,7 @@ def movie_command(
         )
     else:
         err.print(f"estimated cost before the run:\n{cost.describe()}", highlight=False)
-        out.print(summary_table(outcome, runner, cost))
+        out.print(summary_table(outcome, runner, cost, manifest))
         if outcome.movie is not None:
             path = outcome.movie.uri
             out.print(f"[bold green]movie:[/] {path}", highlight=False, soft_wrap=True)

@@ -1,8 +1,10 @@
-"""The estimated cost of a movie, from the model declarations, before anything is paid."""
+"""The estimated cost of a movie, from the model declarations, before anything is paid, and
+the budget that refuses a run over it or with a job it cannot price."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,47 +35,139 @@ TYPICAL_SEGMENT_SECONDS = 12.0
 PrepareFn = Callable[[JobSpec], Awaitable[Prepared]]
 
 
+class UnpricedJob(BaseModel):
+    """A job of the run whose price is unknown: its key, role and model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    role: str
+    model_id: str
+
+
+def _dollars(usd: float, upper_bound: bool) -> str:
+    return f"{'<= ' if upper_bound else ''}${usd:,.4f}"
+
+
 class CostEstimate(BaseModel):
-    """Estimated US dollars per role and in total; roles with an unknown price are listed."""
+    """Estimated US dollars per role and in total, before anything is paid.
+
+    Attributes:
+        roles: The priced roles' estimates (all of their jobs).
+        unknown: The roles with no price (one entry per role).
+        upper_bound: The roles whose estimate is only an upper bound (a model whose hardware
+            is unknown); they count at their bound.
+        unpriced: Every job with no price, named by key and model.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     roles: dict[str, float] = Field(default_factory=dict)
     unknown: tuple[str, ...] = ()
+    upper_bound: tuple[str, ...] = ()
+    unpriced: tuple[UnpricedJob, ...] = ()
 
     @property
     def total(self) -> float:
-        """The sum of the known roles."""
+        """The sum of the priced roles (upper bounds at their bound; unpriced jobs left out)."""
         return round(sum(self.roles.values()), 6)
+
+    @property
+    def total_is_upper_bound(self) -> bool:
+        """True if the total is only an upper bound (some role's price is)."""
+        return bool(self.upper_bound)
+
+    def unpriced_text(self) -> str:
+        """``1 job with no price (image[0]: replicate:x/y)``, or ``""`` if every job is
+        priced; jobs are grouped by model."""
+        if not self.unpriced:
+            return ""
+        by_model: dict[str, list[str]] = {}
+        for job in self.unpriced:
+            by_model.setdefault(job.model_id, []).append(job.key)
+        listed = "; ".join(f"{', '.join(keys)}: {model}" for model, keys in by_model.items())
+        count = len(self.unpriced)
+        return f"{count} job{'' if count == 1 else 's'} with no price ({listed})"
+
+    def total_text(self) -> str:
+        """The total for people: ``$0.0499``, ``<= $0.0499`` when it is an upper bound, and
+        ``+ 1 job with no price (image[0]: replicate:x/y)`` when some jobs have none."""
+        text = _dollars(self.total, self.total_is_upper_bound)
+        return f"{text} + {self.unpriced_text()}" if self.unpriced else text
 
     def describe(self) -> str:
         """One line per role, for people."""
-        lines = [f"  {role:<13} ${usd:,.4f}" for role, usd in self.roles.items()]
-        lines += [f"  {role:<13} unknown price" for role in self.unknown]
-        lines.append(f"  {'total':<13} ${self.total:,.4f}" + (" + unknown" if self.unknown else ""))
+        models = {job.role: job.model_id for job in self.unpriced}
+        lines = [
+            f"  {role:<13} {_dollars(usd, role in self.upper_bound)}"
+            + (
+                "  (upper bound: the model's hardware is unknown)"
+                if role in self.upper_bound
+                else ""
+            )
+            for role, usd in self.roles.items()
+        ]
+        lines += [f"  {role:<13} no price ({models.get(role, '?')})" for role in self.unknown]
+        lines.append(f"  {'total':<13} {self.total_text()}")
         return "\n".join(lines)
+
+    def record(self) -> dict[str, Any]:
+        """A JSON-able summary (``--json``, manifests, XCom): total, whether it is an upper
+        bound, the roles, and the unpriced jobs."""
+        return {
+            "estimated_cost_usd": self.total,
+            "estimated_cost_upper_bound": self.total_is_upper_bound,
+            "roles": dict(self.roles),
+            "upper_bound_roles": list(self.upper_bound),
+            "unpriced_jobs": [job.model_dump(mode="json") for job in self.unpriced],
+        }
 
 
 class BudgetExceeded(Exception):
-    """The estimate is over the budget; nothing was paid."""
+    """The run was refused before anything was paid: its estimate is over the budget."""
 
-    def __init__(self, cost: CostEstimate, budget: float) -> None:
+    def __init__(self, cost: CostEstimate, budget: float, message: str | None = None) -> None:
         super().__init__(
-            f"the estimated cost ${cost.total:,.4f} is over the budget ${budget:,.4f}; "
-            f"nothing was run\n{cost.describe()}"
+            message
+            or (
+                f"the estimated cost {cost.total_text()} is over the budget ${budget:,.4f}; "
+                f"nothing was run\n{cost.describe()}"
+            )
         )
         self.cost = cost
         self.budget = budget
 
 
-def check_budget(cost: CostEstimate, budget: float | None) -> None:
-    """Refuse a movie whose estimate is over ``budget`` (None: no limit), before anything runs.
+class UnpricedJobs(BudgetExceeded):
+    """The run has a budget and some of its jobs have no price, so nothing can hold it to the
+    budget; it was refused before anything was paid (unless unpriced jobs are allowed)."""
+
+    def __init__(self, cost: CostEstimate, budget: float) -> None:
+        super().__init__(
+            cost,
+            budget,
+            f"the run has a budget of ${budget:,.4f} but {cost.unpriced_text()}: it cannot "
+            "be held to the budget; nothing was run. Give the model a price (a 'cost' in its "
+            "declaration) or allow unpriced jobs (--allow-unpriced)\n" + cost.describe(),
+        )
+        self.jobs = cost.unpriced
+
+
+def check_budget(cost: CostEstimate, budget: float | None, *, allow_unpriced: bool = False) -> None:
+    """Refuse a run, before anything runs, whose estimate is over ``budget`` (None: no
+    limit) or, with a budget, that has a job with no price (unless ``allow_unpriced``: those
+    jobs then count as nothing). Upper bounds count at their bound.
 
     Raises:
         BudgetExceeded: the estimate is over the budget.
+        UnpricedJobs: (a :class:`BudgetExceeded`) a job has no price and they are not allowed.
     """
-    if budget is not None and cost.total > budget:
+    if budget is None:
+        return
+    if cost.total > budget:
         raise BudgetExceeded(cost, budget)
+    if cost.unpriced and not allow_unpriced:
+        raise UnpricedJobs(cost, budget)
 
 
 def mock_prepare(registry: ProviderRegistry, *, environment: str = "local") -> PrepareFn:
@@ -123,6 +217,8 @@ async def estimate(
         )
     roles: dict[str, float] = {}
     unknown: list[str] = []
+    bounded: list[str] = []
+    unpriced: list[UnpricedJob] = []
     for role, spec, count in jobs:
         try:
             prepared = await prepare(spec)
@@ -134,6 +230,12 @@ async def estimate(
             ) from None
         if prepared.estimated_cost_usd is None:
             unknown.append(role)
+            keys = [spec.key] if count == 1 else [f"{role}[{i}]" for i in range(count)]
+            unpriced += [UnpricedJob(key=k, role=role, model_id=spec.model_id) for k in keys]
         else:
             roles[role] = round(prepared.estimated_cost_usd * count, 6)
-    return CostEstimate(roles=roles, unknown=tuple(unknown))
+            if prepared.estimated_cost_upper_bound:
+                bounded.append(role)
+    return CostEstimate(
+        roles=roles, unknown=tuple(unknown), upper_bound=tuple(bounded), unpriced=tuple(unpriced)
+    )
