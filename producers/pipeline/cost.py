@@ -142,21 +142,30 @@ class UnpricedJobs(BudgetExceeded):
     """The run has a budget and some of its jobs have no price, so nothing can hold it to the
     budget; it was refused before anything was paid (unless unpriced jobs are allowed)."""
 
-    def __init__(self, cost: CostEstimate, budget: float) -> None:
+    def __init__(
+        self, cost: CostEstimate, budget: float, *, allow_hint: str = "--allow-unpriced"
+    ) -> None:
         super().__init__(
             cost,
             budget,
             f"the run has a budget of ${budget:,.4f} but {cost.unpriced_text()}: it cannot "
             "be held to the budget; nothing was run. Give the model a price (a 'cost' in its "
-            "declaration) or allow unpriced jobs (--allow-unpriced)\n" + cost.describe(),
+            f"declaration) or allow unpriced jobs ({allow_hint})\n" + cost.describe(),
         )
         self.jobs = cost.unpriced
 
 
-def check_budget(cost: CostEstimate, budget: float | None, *, allow_unpriced: bool = False) -> None:
+def check_budget(
+    cost: CostEstimate,
+    budget: float | None,
+    *,
+    allow_unpriced: bool = False,
+    allow_hint: str = "--allow-unpriced",
+) -> None:
     """Refuse a run, before anything runs, whose estimate is over ``budget`` (None: no
     limit) or, with a budget, that has a job with no price (unless ``allow_unpriced``: those
-    jobs then count as nothing). Upper bounds count at their bound.
+    jobs then count as nothing). Upper bounds count at their bound. ``allow_hint`` is how
+    the refusal tells this client's user to allow unpriced jobs (a CLI flag, a DAG param).
 
     Raises:
         BudgetExceeded: the estimate is over the budget.
@@ -167,7 +176,7 @@ def check_budget(cost: CostEstimate, budget: float | None, *, allow_unpriced: bo
     if cost.total > budget:
         raise BudgetExceeded(cost, budget)
     if cost.unpriced and not allow_unpriced:
-        raise UnpricedJobs(cost, budget)
+        raise UnpricedJobs(cost, budget, allow_hint=allow_hint)
 
 
 def mock_prepare(registry: ProviderRegistry, *, environment: str = "local") -> PrepareFn:

@@ -323,6 +323,8 @@ def test_a_budget_refuses_unpriced_jobs_unless_allowed() -> None:
     )
     assert caught.value.jobs == (UNPRICED,)
     assert isinstance(caught.value, BudgetExceeded)  # callers that catch it still refuse
+    with pytest.raises(UnpricedJobs, match=r"allow unpriced jobs \(the allow_unpriced param\)"):
+        check_budget(cost, 0.05, allow_hint="the allow_unpriced param")
     check_budget(cost, 0.05, allow_unpriced=True)
     check_budget(cost, None)  # no budget, nothing to hold it to
     with pytest.raises(BudgetExceeded, match="over the budget"):
