@@ -488,7 +488,7 @@ class FakeOpenAI(FakeServer):
             )
         input_tokens = _tokens(prompt) + _tokens(str(instructions or "")) + 8
         now = time.time()
-        return {
+        answer_body: dict[str, Any] = {
             "id": _hex_id("resp_"),
             "object": "response",
             "created_at": int(now),
@@ -526,9 +526,12 @@ class FakeOpenAI(FakeServer):
                 "output_tokens_details": {"reasoning_tokens": reasoning_tokens},
                 "total_tokens": input_tokens + text_tokens + reasoning_tokens,
             },
-            "user": body.get("user"),
             "metadata": dict(body.get("metadata") or {}),
         }
+        if isinstance(body.get("user"), str):
+            # Only when sent: the published schema types it as a string, never null.
+            answer_body["user"] = body["user"]
+        return answer_body
 
     def _answer_text(self, fmt: Mapping[str, Any] | None, prompt: str) -> str:
         kind = fmt.get("type", "text") if fmt is not None else "text"

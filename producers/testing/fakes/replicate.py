@@ -738,7 +738,7 @@ class FakeReplicate(FakeServer):
         if p.status in _TERMINAL and p.started is not None and p.completed is not None:
             metrics["predict_time"] = round(max(p.completed - p.started, 0.0), 6)
             metrics["total_time"] = round(max(p.completed - p.created, 0.0), 6)
-        return {
+        answer: dict[str, Any] = {
             "id": p.id,
             "model": p.declaration.model,
             "version": p.version,
@@ -758,6 +758,12 @@ class FakeReplicate(FakeServer):
             },
             "metrics": metrics,
         }
+        # The real API leaves out the times that have not happened yet (its document types
+        # them as strings, never null).
+        for key in ("started_at", "completed_at"):
+            if answer[key] is None:
+                del answer[key]
+        return answer
 
     def _advance(self, p: _Prediction, now: float, *, polled: bool) -> None:
         """Move a prediction along its lifecycle (call with the lock held)."""
