@@ -208,7 +208,7 @@ def http_error(
     )
     reason = detail or title or f"HTTP {status}"
     words = f"{title or ''} {detail or ''}".lower()
-    code = code_for_status(status)
+    code = ErrorCode.INVALID_INPUT if status == 413 else code_for_status(status)
     retryable: bool | None = None
     if status == 402 or (status in (403, 429) and any(w in words for w in _BILLING_WORDS)):
         code, retryable = ErrorCode.QUOTA_EXCEEDED, False

@@ -66,6 +66,17 @@ Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
 
+def _job_ended(error: ProviderError, handle: JobHandle) -> bool:
+    """True if ``error`` is the provider saying ``handle``'s job itself ended and a new job
+    may succeed (Replicate's ``aborted``, outputs removed): retryable and naming the job. Such
+    a job is not polled again nor resumed: a retry submits anew."""
+    return (
+        error.retryable
+        and error.provider_job_id is not None
+        and error.provider_job_id == handle.provider_job_id
+    )
+
+
 def _spread(job_id: str, polls: int) -> float:
     """A number in [0, 1) fixed by the job and the poll (no randomness in tests or reruns)."""
     digest = hashlib.blake2b(f"{job_id}:{polls}".encode(), digest_size=4).digest()
@@ -228,7 +239,7 @@ class Job:
         try:
             await self.handler.poll_job(self.rt, kept)
         except ProviderError as error:
-            if error.code in _OVER:
+            if error.code in _OVER or _job_ended(error, kept):
                 self.handler.logger.event(
                     "invoke.resume_over", provider_job_id=kept.provider_job_id, code=error.code
                 )
@@ -361,7 +372,8 @@ class Job:
                 await asyncio.shield(self.cancel(handle))
             raise
         except ProviderError as error:
-            error.handle = error.handle or handle
+            if not _job_ended(error, handle):
+                error.handle = error.handle or handle
             error.provider_job_id = error.provider_job_id or handle.provider_job_id
             raise
         if remember:
@@ -405,6 +417,8 @@ class Job:
         self, error: ProviderError, handle: JobHandle, polls: int, failures: int
     ) -> float:
         """Seconds before polling again after ``error``; raises when it should end the job."""
+        if _job_ended(error, handle):
+            raise error  # not a failed poll, and nothing to resume
         transient = error.code in _TRANSIENT and failures < self.policy.max_poll_failures
         if error.code is not ErrorCode.RATE_LIMITED and not transient:
             error.handle = error.handle or handle
