@@ -247,3 +247,40 @@ def test_models_import_of_an_llm_writes_a_text_to_text_declaration(tmp_path: Pat
     assert declaration.output.system_field == "system_prompt"
     assert declaration.output.max_tokens_field == "max_tokens"
     assert declaration.mapping["prompt"].field == "prompt"
+
+
+def test_the_script_falls_back_from_openai_to_the_replicate_llm(
+    live_fakes: LiveFakes, tmp_path: Path
+) -> None:
+    replicate_fake, openai_fake = live_fakes
+    openai_fake.inject(Fault.status(503), route="responses", times=50)
+    result = runner.invoke(
+        app,
+        [
+            "movie",
+            "--topic",
+            "How tides work",
+            "--segments",
+            "2",
+            "--mode",
+            "live",
+            "--retries",
+            "0",
+            "--store",
+            str(tmp_path),
+            "--json",
+            "--set",
+            f"script.fallbacks=replicate:{LLAMA}",
+            "--set",
+            f"image_prompt.fallbacks=replicate:{LLAMA}",
+        ],
+    )
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    by_id = {a["id"]: a for a in data["artefacts"]}
+    # The role's own config (OpenAI's reasoning_effort and all) served the fallback as it is.
+    assert len(parse_script(by_id["script"]["value"], 2).segments) == 2
+    (passed,) = by_id["script"]["passed_over"]
+    assert passed["model_id"] == "openai:gpt-5-mini" and passed["code"] == "provider_unavailable"
+    assert len(predictions_of(replicate_fake, LLAMA)) == 1 + 2
+    assert data["summary"]["fallbacks"] == 3
