@@ -1,4 +1,10 @@
-"""The one Replicate media producer: every declared model runs through it."""
+"""The schema-driven Replicate producers: every declared model runs through them.
+
+``replicate.media`` serves the media models; ``replicate.prompt`` the text-to-text models
+(LLMs: the prompt config and answer handling of :mod:`producers.replicate.llm`). Both submit,
+poll and collect the same way; outputs are read by the declared output
+(:mod:`producers.replicate.outputs`).
+"""
 
 from __future__ import annotations
 
