@@ -159,7 +159,8 @@ def check_run(params: Mapping[str, Any], topic: str) -> float:
     """Before any job: check the run's params, then prepare every job of the movie (mapped
     and validated against its model's schema, no provider call) and price it. Fail the task
     at once, with nothing paid, when a param is refused (the message names it), a role's
-    inputs do not fit its model, or a ``budget`` param is set and the estimate is over.
+    inputs do not fit its model, or a ``budget`` param is set and the estimate is over or a
+    job has no price (unless the ``allow_unpriced`` param is on).
 
     Returns the estimate in US dollars.
     """
@@ -183,7 +184,12 @@ def check_run(params: Mapping[str, Any], topic: str) -> float:
         )
     budget = params.get("budget")
     try:
-        check_budget(cost, None if budget is None else float(budget))
+        check_budget(
+            cost,
+            None if budget is None else float(budget),
+            allow_unpriced=bool(params.get("allow_unpriced")),
+            allow_hint="the allow_unpriced param",
+        )
     except BudgetExceeded as error:
         raise AirflowFailException(str(error)) from None
     return cost.total

@@ -134,7 +134,17 @@ def _params(topic: Param, mode: str) -> dict[str, Param]:
             title="Budget (USD)",
             description=(
                 "The most the run may spend: it is priced before the script is written and "
-                "fails, with nothing paid, when the estimate is over. Empty: no limit."
+                "fails, with nothing paid, when the estimate is over (an upper-bound price "
+                "counts at its bound) or a job has no price. Empty: no limit."
+            ),
+        ),
+        "allow_unpriced": Param(
+            False,
+            type="boolean",
+            title="Allow unpriced jobs",
+            description=(
+                "With a budget: run even if a job's model has no price (it is then not held "
+                "to the budget). Off: such a run is refused before anything is paid."
             ),
         ),
         "options": Param(

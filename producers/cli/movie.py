@@ -21,7 +21,7 @@ from producers.clients import default_client_registry
 from producers.pipeline.cost import BudgetExceeded, CostEstimate, check_budget, estimate
 from producers.pipeline.flow import MovieOutcome, make_movie
 from producers.pipeline.options import ROLES, ProducerOptions, load_options
-from producers.pipeline.run_params import ROLE_KINDS, ROLE_NEEDS
+from producers.pipeline.run_params import role_model_problems
 from producers.pipeline.steps import JobSpec
 from producers.registry import ProviderRegistry, default_registry
 from producers.sdk.artefacts import ProducerResult
@@ -120,6 +120,16 @@ async def run_movie(
             key=spec.key,
             role=spec.role,
             segment=spec.index,
+            passed_over=list(spec.passed_over),
+        )
+
+    def fallback(spec: JobSpec, error: ProviderError, following: JobSpec) -> None:
+        log = progress.console if not settings.quiet else Console(stderr=True)
+        log.print(
+            f"[yellow]fallback[/] {spec.key}: {spec.model_id} failed ({error.code.value}: "
+            f"{error.reason}); trying {following.model_id}",
+            highlight=False,
+            soft_wrap=True,
         )
 
     def retry(spec: JobSpec, error: ProviderError, attempt: int, wait: float) -> None:
@@ -139,6 +149,7 @@ async def run_movie(
             key=spec.key,
             role=spec.role,
             segment=spec.index,
+            passed_over=list(spec.passed_over),
         )
 
     runner = CliJobRunner(
@@ -151,7 +162,7 @@ async def run_movie(
         concurrency=dict(settings.concurrency or {}),
         refresh=settings.refresh,
         refresh_roles=settings.refresh_roles,
-        events=JobEvents(on_done=done, on_retry=retry, on_fail=fail),
+        events=JobEvents(on_done=done, on_retry=retry, on_fail=fail, on_fallback=fallback),
     )
     cost = await estimate(settings.options, settings.topic, settings.segments, runner.prepare)
     check_budget(cost, settings.budget, allow_unpriced=settings.allow_unpriced)
@@ -209,6 +220,8 @@ def summary_table(
     table.add_row("failed", str(len(outcome.failures)))
     table.add_row("skipped", str(len(outcome.skipped)))
     table.add_row("retries", str(runner.counts["retries"]))
+    if runner.counts["fallbacks"]:
+        table.add_row("fallbacks", str(runner.counts["fallbacks"]))
     table.add_row("estimated cost", cost.total_text())
     table.add_row("paid", paid_text(runner, manifest))
     return table
@@ -232,32 +245,18 @@ def run(
 
 
 def check_role_kinds(options: ProducerOptions, registry: ProviderRegistry) -> None:
-    """Refuse a role filled by a model of the wrong kind (a text model for the images)
-    before anything runs, instead of failing at assembly after paying for the rest.
+    """Refuse a role filled by a model of the wrong kind (a text model for the images), its
+    own or a fallback, before anything runs, instead of failing at assembly after paying for
+    the rest.
 
     Raises:
         InvalidInputError: naming the role, the model, its kind and the kinds allowed.
     """
-    listing = {info.model_id: info for info in registry.models()}
-    for role in ROLES:
-        settings = options.role(role)
-        info = listing.get(settings.descriptor.model_id)
-        if info is None or (role == "video" and not settings.enabled):
-            continue
-        if info.kind not in ROLE_KINDS[role]:
-            allowed = " or ".join(sorted(k.value for k in ROLE_KINDS[role]))
-            raise InvalidInputError(
-                f"{role}.model: {info.model_id} is a {info.kind.value} model; "
-                f"the {role} role needs {allowed}",
-                field=f"{role}.model",
-            )
-        missing = [a for a in ROLE_NEEDS.get(role, ()) if a not in info.general_attributes]
-        if missing:
-            raise InvalidInputError(
-                f"{role}.model: {info.model_id} takes no {', '.join(missing)}; "
-                f"the {role} role gives it one",
-                field=f"{role}.model",
-            )
+    for role, position, problem in role_model_problems(
+        options, registry.models(), only_listed=False
+    ):
+        where = f"{role}.model" if position == 0 else f"{role}.fallbacks"
+        raise InvalidInputError(f"{where}: {problem}", field=where)
 
 
 def movie_command(
@@ -411,6 +410,7 @@ def movie_command(
                     "failed": len(outcome.failures),
                     "skipped": len(outcome.skipped),
                     "retries": runner.counts["retries"],
+                    "fallbacks": runner.counts["fallbacks"],
                     "estimated_cost_usd": cost.total,
                     "estimated_cost_upper_bound": cost.total_is_upper_bound,
                     "unpriced_jobs": [job.model_dump(mode="json") for job in cost.unpriced],
@@ -419,7 +419,7 @@ def movie_command(
                     "cost_unknown_jobs": manifest.outputs.get("cost_unknown_jobs", 0),
                 },
                 "artefacts": [
-                    {**a.record(), "job": key}
+                    {**a.record(), "job": key, "passed_over": runner.passed_over.get(key, [])}
                     for key, r in outcome.results.items()
                     for a in r.artefacts
                 ],

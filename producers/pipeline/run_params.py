@@ -40,6 +40,7 @@ RUN_PARAMS: tuple[str, ...] = (
     "refresh",
     "refresh_jobs",
     "budget",
+    "allow_unpriced",
     "options",
     *MODEL_PARAMS.values(),
     *FALLBACK_PARAMS.values(),
@@ -161,7 +162,7 @@ def check_run_params(params: Mapping[str, Any]) -> None:
         raise RefusedParam("budget", "a budget is not negative")
     if params.get("mode") not in (None, "mock", "live"):
         raise RefusedParam("mode", "mock or live")
-    for flag in ("video", "review", "refresh"):
+    for flag in ("video", "review", "refresh", "allow_unpriced"):
         if params.get(flag) is not None and not isinstance(params[flag], bool):
             raise RefusedParam(flag, "true or false")
     refresh_jobs = params.get("refresh_jobs") or []

@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Self
 
 from producers.sdk.artefacts import ProducerResult
-from producers.sdk.errors import ErrorCode, ProviderError
+from producers.sdk.errors import ErrorCode, ProviderError, raw_summary
 from producers.sdk.handler import ProducerHandler
 from producers.sdk.jobs import JobHandle, JobRequest, Prepared
 from producers.sdk.reuse import keep_submission, kept_submission, lookup, remember
@@ -325,6 +325,10 @@ class Job:
                 retryable=error.retryable,
                 retry_after=error.retry_after,
                 reason=error.reason,
+                status_code=error.status_code,
+                provider_job_id=error.provider_job_id
+                or (error.handle.provider_job_id if isinstance(error.handle, JobHandle) else None),
+                raw=raw_summary(error.raw),
                 duration_ms=round((time.monotonic() - started) * 1000, 3),
             )
             raise
@@ -429,6 +433,8 @@ class Job:
             job_id=self.request.job_id,
             provider_job_id=handle.provider_job_id,
             code=error.code.value,
+            status_code=error.status_code,
+            raw=raw_summary(error.raw),
             in_a_row=failures + 1,
             retry_in=round(delay, 3),
         )

@@ -165,3 +165,43 @@ def test_a_budget_below_the_estimate_fails_before_anything_is_paid(
     assert not (store / "blobs").exists() or not any(
         p.is_file() for p in (store / "blobs").rglob("*")
     )
+
+
+def test_a_budget_run_with_an_unpriced_job_is_refused_unless_the_run_allows_it(
+    airflow_db: Path,
+    airflow_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    import json
+
+    import producers.replicate.models as shipped
+    from producers.registry import default_registry
+
+    model = "bytedance/seedream-4"  # the default image model, its price taken away
+    data = json.loads((Path(next(iter(shipped.__path__))) / f"{model}.json").read_text())
+    data["cost"] = {"text": "unknown: no price was published"}
+    folder = tmp_path / "models"
+    (folder / "bytedance").mkdir(parents=True)
+    (folder / f"{model}.json").write_text(json.dumps(data))
+    monkeypatch.setenv("TUTOPANDA_MODELS_PATH", str(folder))
+    default_registry.cache_clear()
+    store = tmp_path / "store"
+    monkeypatch.setenv("TUTOPANDA_STORE", str(store))
+    module = _load_dag(airflow_home, "tp_test_tutopanda_movie_unpriced")
+    try:
+        conf = {"topic": "Tides", "segments": 1, "budget": 100.0}
+        refused = module.dag.test(run_conf=conf)
+        assert refused.state == "failed"
+        logs = "".join(capfd.readouterr())
+        assert "no price" in logs and f"replicate:{model}" in logs
+        assert "allow_unpriced param" in logs
+        assert not (store / "blobs").exists() or not any(
+            p.is_file() for p in (store / "blobs").rglob("*")
+        )
+        allowed = module.dag.test(run_conf={**conf, "allow_unpriced": True})
+        assert allowed.state == "success"
+    finally:
+        monkeypatch.delenv("TUTOPANDA_MODELS_PATH")
+        default_registry.cache_clear()
