@@ -13,7 +13,7 @@ import pytest
 
 from producers.clients import default_client_registry
 from producers.clients.base import TextRequest
-from producers.clients.openai import OpenAIClient, error_from_exception
+from producers.clients.openai import OpenAIClient, error_from_exception, rate_limit_wait
 from producers.openai.prompt import strict_schema_problems
 from producers.sdk import ErrorCode, ProviderError
 from producers.storage.local import LocalStore
@@ -233,7 +233,7 @@ HTTP_CASES: list[tuple[str, Fault, ErrorCode, bool, bool, float | None, str, dic
         False,
         None,
         "project",
-        {"status": 403},
+        {"status": 403, "code": "model_not_found", "type": "invalid_request_error"},
     ),
     ("404", Fault.status(404), ErrorCode.NOT_FOUND, False, False, None, "model", {"status": 404}),
     (
@@ -624,3 +624,38 @@ async def test_what_the_adapter_sends_is_accepted(
     )
     assert json.loads(result.text)["title"]
     assert openai_fake.statuses("responses") == [200]
+
+
+@pytest.mark.parametrize(
+    ("headers", "wait"),
+    [
+        ({"retry-after-ms": "250", "retry-after": "3"}, 0.25),
+        ({"retry-after": "3", "x-ratelimit-reset-requests": "9s"}, 3.0),
+        (
+            {
+                "x-ratelimit-remaining-requests": "0",
+                "x-ratelimit-reset-requests": "1h2m3s",
+                "x-ratelimit-remaining-tokens": "100",
+                "x-ratelimit-reset-tokens": "12ms",
+            },
+            3723.0,
+        ),
+        ({"x-ratelimit-reset-requests": "20ms", "x-ratelimit-reset-tokens": "1.5s"}, 1.5),
+        ({"x-ratelimit-reset-requests": "soon"}, None),
+        ({"x-ratelimit-reset-requests": "1s2"}, None),
+        ({}, None),
+    ],
+    ids=[
+        "ms-first",
+        "retry-after-first",
+        "the-used-up-limit",
+        "longest",
+        "garbage",
+        "trail",
+        "none",
+    ],
+)
+def test_rate_limit_wait_reads_the_headers_openai_sends(
+    headers: dict[str, str], wait: float | None
+) -> None:
+    assert rate_limit_wait(headers) == (pytest.approx(wait) if wait is not None else None)

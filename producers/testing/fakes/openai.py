@@ -307,6 +307,14 @@ class FakeOpenAI(FakeServer):
             }
         elif status == 401:
             body = self._auth_error(request)
+        elif status == 403:
+            model = request.json.get("model") if isinstance(request.json, Mapping) else None
+            body = {
+                "message": f"Project `proj_fake` does not have access to model `{model}`",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "model_not_found",
+            }
         elif status >= 500:
             body = {
                 "message": _SERVER_MESSAGES.get(status, HTTPStatus(status).phrase),
