@@ -610,3 +610,19 @@ async def test_the_fake_files_api_answers_as_the_real_one(
     assert refused.status_code == 422 and "Additional property colour" in refused.json()["detail"]
     assert missing.status_code == 422 and "content is required" in missing.json()["detail"]
     assert missing.headers["content-type"] == "application/problem+json"
+
+
+def test_a_fault_with_its_own_body_keeps_whole_seconds_and_problem_json(
+    fake: FakeReplicate,
+) -> None:
+    body = json.dumps({"detail": "Request was throttled.", "status": 429})
+    fake.inject(Fault.status(429, body=body, retry_after=0.4), route="get")
+    fake.inject(Fault.status(502, body="<html>Bad gateway</html>"), route="get")
+    with api(fake) as http:
+        throttled = http.get("/v1/predictions/x")
+        proxy = http.get("/v1/predictions/x")
+    assert throttled.headers["retry-after"] == "1"
+    assert throttled.headers["content-type"] == "application/problem+json"
+    assert throttled.json() == {"detail": "Request was throttled.", "status": 429}
+    assert proxy.status_code == 502 and proxy.text == "<html>Bad gateway</html>"
+    assert proxy.headers["content-type"] != "application/problem+json"

@@ -510,6 +510,23 @@ class FakeReplicate(FakeServer):
         title = _TITLES.get(status, HTTPStatus(status).phrase)
         return self._problem(status, title, detail, headers=headers)
 
+    def _apply(self, request: IncomingRequest, fault: Fault | None) -> Reply:
+        """Apply ``fault`` as every fake does, then keep ``Retry-After`` a whole number of
+        seconds (rounded up) and a fault's own JSON error body ``application/problem+json``,
+        as Replicate sends them."""
+        reply = super()._apply(request, fault)
+        value = reply.headers.get("Retry-After")
+        if value is not None and re.fullmatch(r"\d+(\.\d+)?", value.strip()):
+            reply.headers["Retry-After"] = str(math.ceil(float(value)))
+        if fault is not None and fault.kind == "status" and fault.body is not None:
+            try:
+                is_problem = isinstance(json.loads(fault.body), dict)
+            except ValueError:
+                is_problem = False  # e.g. a proxy's HTML page: sent as it is
+            if is_problem:
+                reply.headers["Content-Type"] = PROBLEM_JSON
+        return reply
+
     def not_found(self, request: IncomingRequest | None, detail: str = "Not found.") -> Reply:
         """Replicate's 404."""
         return self._problem(404, "Not found", detail)
