@@ -331,6 +331,17 @@ class FakeOpenAI(FakeServer):
             }
         return self._error(status, body, extra)
 
+    def _apply(self, request: IncomingRequest, fault: Fault | None) -> Reply:
+        """Apply ``fault`` as every fake does; an error answer with a fault's own body still
+        carries the headers every OpenAI answer has (``x-request-id``...)."""
+        reply = super()._apply(request, fault)
+        if fault is not None and fault.kind == "status" and not reply.drop:
+            present = {name.lower() for name in reply.headers}
+            for name, value in self._headers().items():
+                if name.startswith(("x-request-id", "openai-")) and name not in present:
+                    reply.headers[name] = value
+        return reply
+
     def not_found(self, request: IncomingRequest) -> Reply:
         """OpenAI's answer to a path it does not serve."""
         return self._error(
