@@ -168,6 +168,8 @@ def _hint(
         return "the request conflicts with the resource's current state (e.g. it already finished)"
     if status == 413:
         return f"the request is too large: send big files through the files API (lower {INLINE_MAX_BYTES_ENV})"
+    if status in (400, 422) and path.startswith("/v1/files"):
+        return "Replicate refused the upload's form (an SDK bug: report it)"
     if status in (400, 422):
         if fields == ["version"] or (detail or "").lower().startswith("invalid version"):
             return (
@@ -709,6 +711,8 @@ class ReplicateClient:
         except ProviderError as exc:
             if exc.status_code == 404:
                 exc.hint = f"check the model id ({model}) and version in the model's declaration"
+            elif exc.hint and exc.hint.endswith("(tutopanda models show)"):
+                exc.hint = exc.hint[: -len("show)")] + f"show replicate:{model})"
             raise exc.with_context(provider=PROVIDER) from None
         except Exception as exc:  # the adapter boundary: every failure leaves mapped
             raise error_from_exception(exc) from exc

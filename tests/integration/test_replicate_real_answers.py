@@ -327,6 +327,7 @@ async def test_a_refused_input_names_the_field(fake: FakeReplicate) -> None:
     )
     assert "input.prompt" in error.reason
     assert error.hint and "the model refused the input prompt" in error.hint
+    assert error.hint.endswith(f"(tutopanda models show replicate:{SEEDREAM})")
     assert error.to_dict()["raw"]["title"] == "Input validation failed"
 
 
