@@ -229,21 +229,39 @@ async def estimate(
     bounded: list[str] = []
     unpriced: list[UnpricedJob] = []
     for role, spec, count in jobs:
-        try:
-            prepared = await prepare(spec)
-        except InvalidInputError as exc:
-            # Name the role: its options (or a run's params) set what its model refused.
-            raise InvalidInputError(
-                f"{role} ({spec.model_id}): {exc.reason}",
-                field=role if exc.field is None else f"{role}.{exc.field}",
-            ) from None
-        if prepared.estimated_cost_usd is None:
+        keys = [spec.key] if count == 1 else [f"{role}[{i}]" for i in range(count)]
+        # The role's model, then each fallback (validated now too: a fallback that would
+        # refuse its inputs is found before anything is paid, not after an outage). The
+        # role counts at its dearest model: a fallback runs only when the model before it
+        # failed, but a failed prediction may have been paid for.
+        priced: list[tuple[float, bool]] = []
+        missing: list[str] = []
+        for position in range(len(spec.fallbacks) + 1):
+            current = spec.moved_to([{}] * position)
+            try:
+                prepared = await prepare(current)
+            except InvalidInputError as exc:
+                # Name the role: its options (or a run's params) set what its model refused.
+                what = role if position == 0 else f"{role} fallback"
+                raise InvalidInputError(
+                    f"{what} ({current.model_id}): {exc.reason}",
+                    field=role if exc.field is None else f"{role}.{exc.field}",
+                ) from None
+            if prepared.estimated_cost_usd is None:
+                missing.append(current.model_id)
+            else:
+                priced.append((prepared.estimated_cost_usd, prepared.estimated_cost_upper_bound))
+        if missing:
             unknown.append(role)
-            keys = [spec.key] if count == 1 else [f"{role}[{i}]" for i in range(count)]
-            unpriced += [UnpricedJob(key=k, role=role, model_id=spec.model_id) for k in keys]
-        else:
-            roles[role] = round(prepared.estimated_cost_usd * count, 6)
-            if prepared.estimated_cost_upper_bound:
+            unpriced += [
+                UnpricedJob(key=key, role=role, model_id=model_id)
+                for model_id in missing
+                for key in keys
+            ]
+        if priced:
+            usd, bound = max(priced)
+            roles[role] = round(usd * count, 6)
+            if bound:
                 bounded.append(role)
     return CostEstimate(
         roles=roles, unknown=tuple(unknown), upper_bound=tuple(bounded), unpriced=tuple(unpriced)

@@ -189,3 +189,61 @@ def test_fallback_codes_and_what_each_fallback_is_given() -> None:
     assert spec.moved_to([]) == spec
     with pytest.raises(ValueError, match="passed over"):
         spec.moved_to([*second.passed_over, {"model_id": "x"}])
+
+
+async def test_a_budget_prices_and_validates_the_fallbacks_too() -> None:
+    from producers.pipeline.cost import estimate, mock_prepare
+    from producers.registry import default_registry
+    from producers.sdk.errors import InvalidInputError
+
+    prepare = mock_prepare(default_registry())
+    plain = await estimate(load_options(), "Tides", 2, prepare)
+    # a dearer fallback raises the role to its price: it may run after a paid failure
+    dearer = await estimate(
+        load_options(overrides=["image.fallbacks=replicate:genmoai/mochi-1"]), "Tides", 2, prepare
+    )
+    assert dearer.roles["image"] > plain.roles["image"]
+    assert "image" in dearer.upper_bound  # mochi-1's price is an upper bound
+    assert dearer.roles["narration"] == plain.roles["narration"]
+    # a fallback that would refuse its inputs is found before anything is paid
+    with pytest.raises(InvalidInputError, match=r"image fallback \(replicate:black-forest"):
+        await estimate(
+            load_options(
+                overrides=[
+                    f'image.fallbacks=[{{"model": "replicate:{FLUX}", '
+                    '"custom": {"no_such_field": 1}}]'
+                ]
+            ),
+            "Tides",
+            1,
+            prepare,
+        )
+
+
+async def test_an_unpriced_fallback_is_an_unpriced_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import producers.replicate.models as shipped
+    from producers.pipeline.cost import UnpricedJobs, check_budget, estimate, mock_prepare
+    from producers.registry import default_registry
+
+    data = json.loads((Path(next(iter(shipped.__path__))) / f"{FLUX}.json").read_text())
+    data["cost"] = {"text": "unknown"}
+    (tmp_path / "black-forest-labs").mkdir()
+    (tmp_path / f"{FLUX}.json").write_text(json.dumps(data))
+    monkeypatch.setenv("TUTOPANDA_MODELS_PATH", str(tmp_path))
+    default_registry.cache_clear()
+    try:
+        options = load_options(overrides=[f"image.fallbacks=replicate:{FLUX}"])
+        cost = await estimate(options, "Tides", 2, mock_prepare(default_registry()))
+    finally:
+        monkeypatch.delenv("TUTOPANDA_MODELS_PATH")
+        default_registry.cache_clear()
+    assert {(j.key, j.model_id) for j in cost.unpriced} == {
+        ("image[0]", f"replicate:{FLUX}"),
+        ("image[1]", f"replicate:{FLUX}"),
+    }
+    assert cost.roles["image"] > 0  # the role's own model still has its price
+    with pytest.raises(UnpricedJobs):
+        check_budget(cost, 100.0)
+    check_budget(cost, 100.0, allow_unpriced=True)
