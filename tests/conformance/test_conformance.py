@@ -287,6 +287,15 @@ async def test_replicate_adapter_requests_and_fake_answers_conform(
         )
     finally:
         await client.aclose()
+    # The Airflow hook's connection probe: the account, else a model (and its version).
+    async with httpx.AsyncClient(
+        transport=recording,
+        base_url=replicate_fake.base_url,
+        headers={"Authorization": f"Bearer {FAKE_TOKEN}"},
+    ) as probe:
+        await probe.get("/v1/account")
+        await probe.get("/v1/models/black-forest-labs/flux-dev")
+        await probe.get(f"/v1/models/black-forest-labs/flux-dev/versions/{flux.version}")
     exchanges = recording.exchanges
     problems, checked = _check(REPLICATE, exchanges)
     assert problems == [], "\n".join(problems)
@@ -297,6 +306,8 @@ async def test_replicate_adapter_requests_and_fake_answers_conform(
         "GET /predictions/{prediction_id}",
         "POST /predictions/{prediction_id}/cancel",
         "POST /files",
+        "GET /models/{model_owner}/{model_name}",
+        "GET /models/{model_owner}/{model_name}/versions/{version_id}",
     }
     assert checked >= len([e for e in exchanges if e.status < 400])
     errors = [e for e in exchanges if e.status >= 400]
