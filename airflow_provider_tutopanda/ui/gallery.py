@@ -80,6 +80,9 @@ class ArtefactView:
     reused: bool
     mocked: bool
     warnings: list[str]
+    #: The estimate / the actual cost is only an upper bound (the model's hardware unknown).
+    estimated_upper_bound: bool = False
+    cost_upper_bound: bool = False
 
 
 @dataclass
@@ -225,6 +228,8 @@ def _artefact_view(record: dict[str, Any], artefact: dict[str, Any]) -> Artefact
         reused=bool(record.get("reused")),
         mocked=bool(diagnostics.get("mocked")),
         warnings=[str(w) for w in diagnostics.get("warnings") or []],
+        estimated_upper_bound=bool(diagnostics.get("estimated_cost_upper_bound")),
+        cost_upper_bound=bool(diagnostics.get("cost_upper_bound")),
     )
 
 

@@ -166,7 +166,19 @@ async def stored_run(store: LocalStore) -> StoredRun:
             record("script", "script", None, [script_artefact]),
             image_record,
             failed,
-            record("narration[0]", "narration", 0, [artefact(narration, "narration")]),
+            record(
+                "narration[0]",
+                "narration",
+                0,
+                [
+                    artefact(
+                        narration,
+                        "narration",
+                        estimated_cost_usd=0.0421,
+                        estimated_cost_upper_bound=True,
+                    )
+                ],
+            ),
         ],
     }
     await store.write_manifest(manifest_run_id(RUN), manifest)

@@ -115,6 +115,7 @@ def test_gallery_shows_every_artefact_failure_cost_and_timeline(client: Any, tok
     assert "<audio controls" in html
     assert "replicate-media" in html and "bytedance/seedream-4" in html
     assert "estimated $0.0300" in html and ">mock<" in html
+    assert "estimated &le; $0.0421" in html and ">upper bound<" in html  # hardware unknown
     assert "safety_blocked" in html and "flagged by the provider" in html
     assert "a scary red panda" in html
     # the provider's own words, its job id and what to check, escaped
