@@ -206,12 +206,12 @@ def test_text_models_are_served_by_the_prompt_producer_and_listed_as_prompt_mode
     assert registry.find(Descriptor.parse("replicate:bytedance/seedream-4")).name == (
         "replicate.media"
     )
-    (info,) = [i for i in registry.models(Kind.TEXT)]
-    assert info.model_id == f"replicate:{LLAMA}" and info.domain == "prompt"
-    assert info.producer == "replicate.prompt"
+    text_models = registry.models(Kind.TEXT)
+    assert f"replicate:{LLAMA}" in {i.model_id for i in text_models}
+    assert all(i.domain == "prompt" and i.producer == "replicate.prompt" for i in text_models)
     assert all(i.domain == "media" for i in registry.models() if i.kind is not Kind.TEXT)
     catalogue = Catalogue.load()
-    assert catalogue.models(domain="prompt") == [LLAMA]
+    assert catalogue.models(domain="prompt") == [i.model for i in text_models]
     assert LLAMA not in catalogue.models(domain="media")
     media_only = Catalogue([d for d in catalogue if d.kind is not Kind.TEXT])
     assert [d.name for d in replicate_producers(media_only)] == ["replicate.media"]
