@@ -107,6 +107,18 @@ def render(hints: MediaHints, index: int) -> bytes:
     )
 
 
+def unanswerable(exc: ValueError) -> ProviderError:
+    """The mock's error for an output schema no finite answer satisfies (``invalid_input``)."""
+    reason = str(exc)
+    return ProviderError(
+        ErrorCode.INVALID_INPUT,
+        "the output schema cannot be answered: "
+        + (reason if len(reason) <= 300 else reason[:297] + "..."),
+        retryable=False,
+        caused_by_user=True,
+    )
+
+
 class MockClient:
     """A provider adapter that answers locally: media jobs and text generation.
 
@@ -144,14 +156,7 @@ class MockClient:
             try:
                 text = answer_text(hints)
             except ValueError as exc:  # a schema no finite answer satisfies
-                reason = str(exc)
-                raise ProviderError(
-                    ErrorCode.INVALID_INPUT,
-                    "the output schema cannot be answered: "
-                    + (reason if len(reason) <= 300 else reason[:297] + "..."),
-                    retryable=False,
-                    caused_by_user=True,
-                ) from None
+                raise unanswerable(exc) from None
             return MediaJob(
                 id=job_id,
                 status="succeeded",
@@ -192,14 +197,7 @@ class MockClient:
             try:
                 value = instance_for(request.json_schema, seed_text=request.input)
             except ValueError as exc:  # a schema no finite answer satisfies
-                reason = str(exc)
-                raise ProviderError(
-                    ErrorCode.INVALID_INPUT,
-                    "the output schema cannot be answered: "
-                    + (reason if len(reason) <= 300 else reason[:297] + "..."),
-                    retryable=False,
-                    caused_by_user=True,
-                ) from None
+                raise unanswerable(exc) from None
             text = json.dumps(value, ensure_ascii=False)
         else:
             text = text_for(request.input)

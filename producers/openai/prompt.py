@@ -222,6 +222,25 @@ def prompt_variables(rt: ProducerRuntime) -> dict[str, Any]:
     return variables
 
 
+def render_prompts(rt: ProducerRuntime, config: PromptConfig) -> tuple[str | None, str]:
+    """The job's system prompt (None when the config has none) and user prompt, rendered with
+    :func:`prompt_variables`.
+
+    Raises:
+        InvalidInputError: a template fails, or the user prompt renders empty.
+    """
+    variables = prompt_variables(rt)
+    system = (
+        rt.templates.render(config.system_prompt, variables, name="system_prompt")
+        if config.system_prompt
+        else None
+    )
+    user = rt.templates.render(config.user_prompt, variables, name="user_prompt")
+    if not user.strip():
+        raise InvalidInputError("the rendered user prompt is empty", field="user_prompt")
+    return system, user
+
+
 def template_variables(config: Mapping[str, Any] | PromptConfig) -> frozenset[str]:
     """The variables the templates of a prompt producer's config refer to.
 
@@ -250,15 +269,7 @@ def template_variables(config: Mapping[str, Any] | PromptConfig) -> frozenset[st
 
 def _request(rt: ProducerRuntime) -> TextRequest:
     config: OpenAIPromptConfig = rt.config
-    variables = prompt_variables(rt)
-    instructions = (
-        rt.templates.render(config.system_prompt, variables, name="system_prompt")
-        if config.system_prompt
-        else None
-    )
-    user = rt.templates.render(config.user_prompt, variables, name="user_prompt")
-    if not user.strip():
-        raise InvalidInputError("the rendered user prompt is empty", field="user_prompt")
+    instructions, user = render_prompts(rt, config)
     options, _ = split_custom(rt.model, rt.inputs.custom, template_variables(config))
     defaults: dict[str, Any] = {
         "reasoning_effort": config.reasoning_effort,

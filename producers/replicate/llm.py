@@ -32,7 +32,7 @@ from producers.clients.base import MediaHints, MediaJob
 from producers.openai.prompt import (
     OPENAI_ONLY_FIELDS,
     PromptConfig,
-    prompt_variables,
+    render_prompts,
     split_answer,
     template_variables,
 )
@@ -155,15 +155,7 @@ def prepare_text(rt: ProducerRuntime, decl: ModelDeclaration) -> TextJob:
     for name in OPENAI_ONLY_FIELDS:
         if getattr(config, name, None) is not None:
             rt.diagnostics.warn(f"config.{name} is an OpenAI option; {decl.model_id} ignores it")
-    variables = prompt_variables(rt)
-    system = (
-        rt.templates.render(config.system_prompt, variables, name="system_prompt")
-        if config.system_prompt
-        else None
-    )
-    user = rt.templates.render(config.user_prompt, variables, name="user_prompt")
-    if not user.strip():
-        raise InvalidInputError("the rendered user prompt is empty", field="user_prompt")
+    system, user = render_prompts(rt, config)
     if config.output == "json":
         assert config.json_schema is not None  # the config's validator checked it
         instruction = json_instruction(config.json_schema, config.schema_name)
