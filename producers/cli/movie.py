@@ -21,6 +21,7 @@ from producers.clients import default_client_registry
 from producers.pipeline.cost import BudgetExceeded, CostEstimate, check_budget, estimate
 from producers.pipeline.flow import MovieOutcome, make_movie
 from producers.pipeline.options import ROLES, ProducerOptions, load_options
+from producers.pipeline.publish import PublishedMovie, publish_movie
 from producers.pipeline.run_params import role_model_problems
 from producers.pipeline.steps import JobSpec
 from producers.registry import ProviderRegistry, default_registry
@@ -37,6 +38,7 @@ from producers.sdk.handler import HandlerDeps
 from producers.sdk.jobs import Mode
 from producers.sdk.runtime import close_clients
 from producers.storage import open_store
+from producers.storage.destination import Destination, open_destination
 from producers.storage.manifest import RunManifest, new_run_id
 
 
@@ -59,6 +61,54 @@ class MovieSettings:
     refresh_roles: frozenset[str] = frozenset()
     quiet: bool = False
     size: tuple[int, int] = (1280, 720)
+    #: Where the human layout is published (``--output``); None publishes nothing.
+    publish_to: Destination | None = None
+
+
+class PublishFailed(Exception):
+    """The movie was made and stored, but publishing its layout failed."""
+
+
+def segment_prompts(outcome: MovieOutcome) -> list[str | None]:
+    """Each segment's image prompt as the run made it (None where there is none)."""
+    count = len(outcome.script.segments) if outcome.script is not None else 0
+    prompts: list[str | None] = []
+    for index in range(count):
+        result = outcome.results.get(f"image_prompt[{index}]")
+        values = [a.value for a in result.artefacts] if result is not None else []
+        prompts.append(next((v.strip() for v in values if isinstance(v, str)), None))
+    return prompts
+
+
+async def publish(
+    settings: MovieSettings, outcome: MovieOutcome, store: Any, manifest: RunManifest
+) -> PublishedMovie | None:
+    """Publish the made movie's layout to ``settings.publish_to`` (None when nothing to do).
+
+    Raises:
+        PublishFailed: Writing the layout failed (the message says where and why).
+    """
+    destination = settings.publish_to
+    if destination is None or outcome.movie is None or outcome.timeline is None:
+        return None
+    if outcome.script is None:
+        return None
+    try:
+        return await publish_movie(
+            destination,
+            store,
+            manifest,
+            script=outcome.script,
+            prompts=segment_prompts(outcome),
+            timeline=outcome.timeline,
+            movie_uri=outcome.movie.uri,
+        )
+    except Exception as error:
+        # A boundary: a full disk, a missing bucket, refused credentials all end the same way.
+        raise PublishFailed(
+            f"publishing to {destination.root} failed: {type(error).__name__}: {error}; "
+            f"the movie is in the store at {outcome.movie.uri}"
+        ) from error
 
 
 def _progress(console: Console, settings: MovieSettings) -> tuple[Progress, dict[str, Any]]:
@@ -88,8 +138,9 @@ async def run_movie(
     registry: ProviderRegistry,
     deps: HandlerDeps,
     console: Console,
-) -> tuple[MovieOutcome, CliJobRunner, CostEstimate, RunManifest]:
-    """Estimate, check the budget, run the pipeline, write the manifest."""
+) -> tuple[MovieOutcome, CliJobRunner, CostEstimate, RunManifest, PublishedMovie | None]:
+    """Estimate, check the budget, run the pipeline, write the manifest, then publish the
+    movie's layout (when made and ``settings.publish_to`` is set)."""
     progress, tasks = _progress(console, settings)
     manifest = RunManifest(
         run_id=settings.run_id,
@@ -192,7 +243,8 @@ async def run_movie(
     manifest.outputs["cost_upper_bound"] = paid_notes["upper_bound"]
     manifest.outputs["cost_unknown_jobs"] = paid_notes["unknown"]
     await manifest.save(deps.store)
-    return outcome, runner, cost, manifest
+    published = await publish(settings, outcome, deps.store, manifest)
+    return outcome, runner, cost, manifest, published
 
 
 def paid_text(runner: CliJobRunner, manifest: RunManifest | None = None) -> str:
@@ -328,6 +380,15 @@ def movie_command(
             "--json", help="Quiet; print one JSON object with the movie and every artefact."
         ),
     ] = False,
+    output: Annotated[
+        str | None,
+        typer.Option(
+            "--output",
+            help="Where to publish the movie: movie.mp4, timeline.svg, script.md, manifest.json "
+            "and every artefact by name; a directory or s3://bucket/prefix "
+            "(default: ./movies/<run id>/).",
+        ),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Log SDK events to stderr.")
     ] = False,
@@ -363,6 +424,8 @@ def movie_command(
             registry.find(options.role(role).descriptor)
         check_role_kinds(options, registry)
         store_obj = open_store(store)
+        run_id = new_run_id("movie")
+        destination = open_destination(output or str(Path("movies") / run_id))
     except (ProviderError, UnknownModelError, DeclarationError, ConfigurationError) as exc:
         raise fail(error_line(exc), 2) from None
     run_mode: Mode = "live" if mode == "live" else "mock"
@@ -371,7 +434,7 @@ def movie_command(
         segments=segments,
         options=options,
         mode=run_mode,
-        run_id=new_run_id("movie"),
+        run_id=run_id,
         retries=retries,
         deadline=deadline,
         concurrency=limits,
@@ -380,13 +443,16 @@ def movie_command(
         refresh=refresh,
         refresh_roles=frozenset(refresh_role),
         quiet=as_json,
+        publish_to=destination,
     )
     deps = HandlerDeps(store=store_obj, clients=default_client_registry(), shared_clients={})
     console = err if not as_json else Console(stderr=True, quiet=True)
     try:
-        outcome, runner, cost, manifest = run(settings, registry, deps, console)
+        outcome, runner, cost, manifest, published = run(settings, registry, deps, console)
     except BudgetExceeded as exc:
         raise fail(str(exc), 2) from None
+    except PublishFailed as exc:
+        raise fail(str(exc), 1) from None
     except ProviderError as exc:
         # Raised while pricing, before any job: invalid input is a usage error, in one line.
         if exc.code is ErrorCode.INVALID_INPUT:
@@ -404,6 +470,9 @@ def movie_command(
                 "movie": outcome.movie.uri if outcome.movie else None,
                 "timeline": outcome.timeline_blob.uri if outcome.timeline_blob else None,
                 "manifest": manifest_uri,
+                "published": (
+                    {"dir": published.dir, "movie": published.movie} if published else None
+                ),
                 "summary": {
                     "done": runner.counts["done"],
                     "reused": runner.counts["reused"],
@@ -438,6 +507,10 @@ def movie_command(
         out.print(
             f"run {settings.run_id}: manifest {manifest_uri}", highlight=False, soft_wrap=True
         )
+        if published is not None:
+            out.print(f"published: {published.dir}", highlight=False, soft_wrap=True)
+            # The last line: the movie alone, for a player or a script (`| tail -1`).
+            out.print(published.movie, highlight=False, soft_wrap=True, markup=False)
     if not outcome.ok:
         for line in failure_lines(outcome):
             err.print(f"[red]failed[/] {line}", highlight=False)

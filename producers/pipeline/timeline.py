@@ -129,3 +129,77 @@ def build_timeline(
         height=height,
         fps=fps,
     )
+
+
+_SVG_LABEL_WIDTH = 110
+_SVG_PLOT_WIDTH = 840
+_SVG_TRACK_HEIGHT = 34
+_SVG_TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600)
+_SVG_COLOURS = {"image": "#4e79a7", "video": "#59a14f", "narration": "#f28e2b", "music": "#b07aa1"}
+
+
+def _svg_num(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def timeline_svg(timeline: Timeline) -> str:
+    """The timeline as a small SVG: a track of visuals (image or video), one of narration
+    and one of music, each block labelled with its segment number, kind and duration.
+
+    The only text from outside is the title, XML-escaped; the output depends on nothing
+    but the timeline (the same timeline gives the same bytes).
+    """
+    from html import escape
+
+    total = timeline.duration
+    scale = _SVG_PLOT_WIDTH / total
+    left, top = _SVG_LABEL_WIDTH, 40
+    tracks = ["visual", "narration", "music"]
+    height = top + _SVG_TRACK_HEIGHT * len(tracks) + 40
+    width = left + _SVG_PLOT_WIDTH + 20
+    title = escape(timeline.title, quote=True)
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f"<title>{title}</title>",
+        f'<rect width="{width}" height="{height}" fill="#ffffff"/>',
+        f'<text x="10" y="22" font-size="15" font-weight="bold">{title}</text>',
+    ]
+    for row, name in enumerate(tracks):
+        y = top + row * _SVG_TRACK_HEIGHT
+        parts.append(f'<text x="10" y="{y + 21}">{name}</text>')
+
+    def block(row: int, start: float, length: float, colour: str, label: str) -> None:
+        x = left + start * scale
+        w = max(length * scale - 2, 1)
+        y = top + row * _SVG_TRACK_HEIGHT + 4
+        parts.append(
+            f'<g><title>{label}</title><rect x="{_svg_num(x)}" y="{y}" width="{_svg_num(w)}" '
+            f'height="{_SVG_TRACK_HEIGHT - 8}" rx="3" fill="{colour}"/>'
+        )
+        if w >= 7 * len(label):
+            parts.append(f'<text x="{_svg_num(x + 5)}" y="{y + 17}" fill="#ffffff">{label}</text>')
+        parts.append("</g>")
+
+    for segment in timeline.segments:
+        number = segment.index + 1
+        seconds = f"{segment.duration:.1f} s"
+        kind = segment.visual_kind
+        block(0, segment.start, segment.duration, _SVG_COLOURS[kind], f"{number} {kind} {seconds}")
+        block(1, segment.start, segment.duration, _SVG_COLOURS["narration"], f"{number} narration {seconds}")
+    if timeline.music_uri is not None:
+        block(2, 0.0, total, _SVG_COLOURS["music"], f"music {total:.1f} s")
+    step = next((s for s in _SVG_TICK_STEPS if total / s <= 12), _SVG_TICK_STEPS[-1])
+    axis_y = top + _SVG_TRACK_HEIGHT * len(tracks) + 6
+    parts.append(
+        f'<line x1="{left}" y1="{axis_y}" x2="{left + _SVG_PLOT_WIDTH}" y2="{axis_y}" '
+        'stroke="#333333"/>'
+    )
+    tick = 0
+    while tick <= total + 1e-9:
+        x = _svg_num(left + tick * scale)
+        parts.append(f'<line x1="{x}" y1="{axis_y}" x2="{x}" y2="{axis_y + 5}" stroke="#333333"/>')
+        parts.append(f'<text x="{x}" y="{axis_y + 18}" text-anchor="middle">{tick} s</text>')
+        tick += step
+    parts.append("</svg>")
+    return "\n".join(parts) + "\n"
