@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
@@ -26,6 +26,16 @@ from producers.clients.base import (
     ssl_context,
 )
 from producers.clients.downloads import CheckedDownload, OutputPolicy
+from producers.clients.replicate_recovery import (
+    MAX_PAGES,
+    CreateLedger,
+    Target,
+    Why,
+    created_after,
+    is_candidate,
+    may_have_reached,
+    request_key,
+)
 from producers.clients.spec import REPLICATE_DEFAULT_BASE_URL
 from producers.sdk.errors import ConfigurationError, ErrorCode, ProviderError
 from producers.sdk.secrets import redact, register_secret
@@ -355,13 +365,19 @@ class SurfacingTransport(httpx.AsyncBaseTransport):
             body = {
                 "detail": raw[:500].decode("utf-8", "replace") or f"HTTP {response.status_code}"
             }
-        raise http_error(
+        error = http_error(
             response.status_code,
             body if isinstance(body, dict) else {"detail": str(body)},
             retry_after=retry_after_seconds(dict(response.headers)),
             method=request.method,
             path=request.url.path,
         )
+        # Whether Replicate itself answered (problem+json) or a proxy in front of it: a
+        # proxy's 5xx on a create says nothing of whether the prediction was made.
+        kind = response.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind and isinstance(error.raw, dict):
+            error.raw["content_type"] = kind[:100]
+        raise error
 
     async def aclose(self) -> None:
         """Close the wrapped transport."""
@@ -450,6 +466,38 @@ def job_from_json(data: Any) -> MediaJob:
             else {},
         },
     )
+
+
+def _create_error(exc: BaseException, model: str) -> ProviderError:
+    """A failed create's exception as a mapped error, its hint naming ``model``."""
+    if not isinstance(exc, ProviderError):
+        return error_from_exception(exc)
+    if exc.status_code == 404:
+        exc.hint = f"check the model id ({model}) and version in the model's declaration"
+    elif exc.hint and exc.hint.endswith("(tutopanda models show)"):
+        exc.hint = exc.hint[: -len("show)")] + f"show replicate:{model})"
+    return exc.with_context(provider=PROVIDER)
+
+
+@dataclass(frozen=True)
+class _Lookup:
+    """What one look for a lost create found: ``adopted`` (the listed prediction,
+    ``item``), ``none``, ``ambiguous`` or ``list too long``; ``candidates`` and ``listed``
+    are counts."""
+
+    outcome: str
+    item: Mapping[str, Any] | None
+    candidates: int
+    listed: int
+
+
+def _recovered(item: Mapping[str, Any], why: str, listed: int) -> MediaJob:
+    """The adopted prediction ``item`` (listed JSON, untrusted) as a :class:`MediaJob`
+    marked ``raw["recovered_create"]``; it raises as a create's answer would (``aborted``,
+    output data removed)."""
+    job = _checked(job_from_json(item))
+    note = {"after": why, "listed": listed}
+    return job.model_copy(update={"raw": {**job.raw, "recovered_create": note}})
 
 
 def _checked(job: MediaJob) -> MediaJob:
@@ -609,6 +657,9 @@ class ReplicateClient:
             verify=ssl_context(),
         )
         self._wait = wait_seconds
+        self._api_base = urlsplit(api_base_url)
+        #: This client's creates: predictions owned, creates in flight, lost creates.
+        self.ledger = CreateLedger()
         #: Files uploaded by this client, by the sha256 of their content.
         self.uploads: dict[str, Upload] = {}
         self._upload_locks: dict[tuple[int, str], asyncio.Lock] = {}
@@ -692,7 +743,21 @@ class ReplicateClient:
         hints: MediaHints,
     ) -> MediaJob:
         """Create a prediction: its large local files uploaded first (each at most once),
-        then one POST."""
+        then one POST; a create whose answer is lost is looked for before paying twice.
+
+        If the POST fails in a way that may have made a prediction (the connection broke or
+        timed out after sending, a proxy's 5xx, an unreadable success), the token's recent
+        predictions are listed once and the one this create made is adopted (its
+        :class:`MediaJob` ``raw`` carries ``recovered_create``); if it cannot be told apart
+        (none, or several identical), the error is raised and a later create of the same
+        request (the retry) looks once more before sending. The rule, and its one limit, are
+        in :mod:`producers.clients.replicate_recovery`.
+
+        Raises:
+            ProviderError: The create failed (and its prediction, if any, was not found), or
+                a retry's look for a lost create could not list the predictions (retryable:
+                it is not sent again until the list is read).
+        """
         body = {key: await self._file_value(value) for key, value in payload.items()}
         request: dict[str, Any] = {"input": body}
         if version:
@@ -705,18 +770,146 @@ class ReplicateClient:
         if self._wait:
             extra["headers"] = {"Prefer": f"wait={int(self._wait)}"}
             extra["timeout"] = httpx.Timeout(5.0, read=float(self._wait) + 0.5)
+        key, target = request_key(path, request), Target.of(model, version, body)
+        lost_at = self.ledger.lost_at(key)
+        if lost_at is not None:
+            found = await self._look_again(key, target, lost_at)
+            if found is not None:
+                return found
+        sent_at = time.time()
+        self.ledger.sending(key)
         try:
             response = await self._client._async_request("POST", path, json=request, **extra)
             job = job_from_json(response.json())
-        except ProviderError as exc:
-            if exc.status_code == 404:
-                exc.hint = f"check the model id ({model}) and version in the model's declaration"
-            elif exc.hint and exc.hint.endswith("(tutopanda models show)"):
-                exc.hint = exc.hint[: -len("show)")] + f"show replicate:{model})"
-            raise exc.with_context(provider=PROVIDER) from None
         except Exception as exc:  # the adapter boundary: every failure leaves mapped
-            raise error_from_exception(exc) from exc
+            self.ledger.answered(key)
+            error = _create_error(exc, model)
+            why = may_have_reached(exc)
+            if why is None:
+                raise error from (None if isinstance(exc, ProviderError) else exc)
+            return await self._recover(key, target, sent_at, why, error)
+        self.ledger.answered(key)
+        self.ledger.own(job.id)
         return _checked(job)
+
+    async def _recover(
+        self, key: str, target: Target, sent_at: float, why: Why, error: ProviderError
+    ) -> MediaJob:
+        """The prediction of a create that failed with ``error`` after sending, or ``error``
+        (its reason telling what the look found; no input value is ever named)."""
+        try:
+            lookup = await self._find(key, target, sent_at)
+        except ProviderError as failed:
+            self.ledger.lose(key, sent_at)
+            error.reason += (
+                f"; the create may have reached Replicate ({why}) and listing its recent "
+                f"predictions failed too ({failed.code.value}): the retry looks again first"
+            )
+            raise error from None
+        if lookup.item is not None:
+            self.ledger.found(key)
+            return _recovered(lookup.item, why, lookup.listed)
+        if lookup.outcome == "ambiguous":
+            self.ledger.found(key)
+            error.reason += (
+                f"; the create may have reached Replicate ({why}), but {lookup.candidates} "
+                "identical predictions of this request were listed (identical jobs at once) "
+                "and none can be told to be this one: none adopted, the retry creates anew"
+            )
+        else:
+            self.ledger.lose(key, sent_at)
+            error.reason += (
+                f"; the create may have reached Replicate ({why}); no prediction of it was "
+                f"listed ({lookup.outcome}): the retry looks once more, then creates anew"
+            )
+        raise error from None
+
+    async def _look_again(self, key: str, target: Target, lost_at: float) -> MediaJob | None:
+        """Before sending a create whose earlier try lost its answer: its prediction, if it
+        shows up now; None to send the create."""
+        try:
+            lookup = await self._find(key, target, lost_at)
+        except ProviderError as failed:
+            if not failed.retryable:  # the list is refused for good: create anew
+                self.ledger.found(key)
+                return None
+            raise ProviderError(
+                failed.code,
+                "an earlier create of this request lost its answer, and listing the recent "
+                f"predictions to find it failed ({failed.reason}); it is not sent again until "
+                "the list can be read",
+                retryable=True,
+                retry_after=failed.retry_after,
+                status_code=failed.status_code,
+                provider=PROVIDER,
+                raw=failed.raw,
+                hint=failed.hint,
+            ) from None
+        self.ledger.found(key)
+        if lookup.item is None:
+            return None
+        return _recovered(lookup.item, "retry", lookup.listed)
+
+    async def _find(self, key: str, target: Target, since: float) -> _Lookup:
+        """List the predictions created since ``since`` (at most :data:`MAX_PAGES` pages) and
+        pick the one ``target``'s create made, by the rule of
+        :mod:`~producers.clients.replicate_recovery`."""
+        url = f"/v1/predictions?{urlencode({'created_after': created_after(since)})}"
+        candidates: dict[str, Mapping[str, Any]] = {}
+        listed, whole = 0, False
+        try:
+            for _ in range(MAX_PAGES):
+                response = await self._client._async_request("GET", url)
+                page = response.json()
+                results = page.get("results") if isinstance(page, Mapping) else None
+                if not isinstance(results, list):
+                    raise ProviderError(
+                        ErrorCode.MALFORMED_OUTPUT,
+                        "Replicate answered the prediction list without a results array",
+                        retryable=True,
+                        provider=PROVIDER,
+                    )
+                listed += len(results)
+                for item in results:
+                    if is_candidate(item, target, since) and not self.ledger.owned(item["id"]):
+                        candidates[str(item["id"])] = item
+                following = page.get("next")
+                if not following:
+                    whole = True
+                    break
+                next_url = self._same_api(following)
+                if next_url is None:
+                    break
+                url = next_url
+        except ProviderError as exc:
+            raise exc.with_context(provider=PROVIDER) from None
+        except Exception as exc:
+            raise error_from_exception(exc) from exc
+        if len(candidates) > 1:
+            return _Lookup("ambiguous", None, len(candidates), listed)
+        if candidates and self.ledger.in_flight(key):
+            # Another create of the same request awaits its answer: it may name this one.
+            return _Lookup("ambiguous", None, len(candidates) + 1, listed)
+        if not candidates:
+            return _Lookup("none" if whole else "list too long", None, 0, listed)
+        if not whole:
+            return _Lookup("list too long", None, 1, listed)
+        (item,) = candidates.values()
+        self.ledger.own(str(item["id"]))
+        return _Lookup("adopted", item, 1, listed)
+
+    def _same_api(self, url: Any) -> str | None:
+        """``url`` (a list's ``next``, untrusted) if it is the list on the API's own scheme
+        and host (the token is sent with it), else None."""
+        if not isinstance(url, str):
+            return None
+        parts = urlsplit(url)
+        base = self._api_base
+        if (parts.scheme, parts.netloc) != (base.scheme, base.netloc):
+            return None
+        if not parts.path.rstrip("/").endswith("/v1/predictions"):
+            return None
+        return url
 
     async def get_job(self, job_id: str) -> MediaJob:
         """The prediction's current state; one GET.

@@ -172,7 +172,25 @@ def replicate_producer(
             model=decl.model, version=decl.version, payload=payload, hints=hints(rt)
         )
         rt.scratch["job"] = job
-        return Submission(provider_job_id=job.id, state={"status": job.status})
+        state: dict[str, object] = {"status": job.status}
+        recovered = job.raw.get("recovered_create")
+        if isinstance(recovered, dict):
+            # The create's answer was lost and the prediction it made was found and adopted:
+            # recorded as a fact and ids only (never the input).
+            after = str(recovered.get("after"))
+            state["recovered_create"] = after
+            rt.diagnostics.data.extra["recovered_create"] = {
+                "provider_job_id": job.id,
+                "after": after,
+            }
+            rt.logger.event(
+                "invoke.create_recovered",
+                job_id=rt.request.job_id,
+                provider_job_id=job.id,
+                after=after,
+                listed=recovered.get("listed"),
+            )
+        return Submission(provider_job_id=job.id, state=state)
 
     async def poll(rt: ProducerRuntime, handle: JobHandle) -> JobStatus:
         job = await client(rt).get_job(str(handle.provider_job_id))

@@ -61,7 +61,7 @@ DEFAULT_MALFORMED_BODY = "<html><body><h1>502 Bad Gateway</h1></body></html>"
 
 FaultKind = Literal[
     "status", "slow", "drop", "malformed", "failed", "truncate", "output", "redirect", "trickle",
-    "aborted", "removed", "object", "quota", "no_message",
+    "aborted", "removed", "object", "quota", "no_message", "lost",
 ]  # fmt: skip
 _FAULT_KINDS: tuple[str, ...] = get_args(FaultKind)
 #: Kinds every route understands; the others are provider-specific.
@@ -102,7 +102,8 @@ class Fault:
     it started), :meth:`removed` (Replicate: a finished prediction's output data was removed,
     ``data_removed: true``, output ``null``), :meth:`object_output` (Replicate: the output is
     a JSON object), :meth:`quota` (OpenAI: 429 ``insufficient_quota``, the account is out of
-    credit), :meth:`no_message` (OpenAI: a completed response with no ``message`` item).
+    credit), :meth:`no_message` (OpenAI: a completed response with no ``message`` item),
+    :meth:`lost` (Replicate: the prediction is made, then the connection closes unanswered).
 
     Attributes:
         kind: What happens.
@@ -243,6 +244,13 @@ class Fault:
         item (only reasoning), so it has no text."""
         return cls("no_message")
 
+    @classmethod
+    def lost(cls) -> Fault:
+        """Replicate (``create``): the provider makes the prediction (it runs and is paid
+        for), then the connection closes without an answer: the client never hears its id.
+        ``drop`` closes it before anything is made."""
+        return cls("lost")
+
     def to_dict(self) -> dict[str, Any]:
         """The fault as JSON-compatible data (what ``POST /__fake__/faults`` accepts)."""
         data: dict[str, Any] = {"kind": self.kind}
@@ -320,6 +328,8 @@ class Fault:
                 return cls.quota()
             if kind == "no_message":
                 return cls.no_message()
+            if kind == "lost":
+                return cls.lost()
         except (TypeError, AttributeError) as exc:
             raise ValueError(f"bad {kind} fault: {exc}") from None
         allowed = ", ".join([*_FAULT_KINDS, "nsfw"])

@@ -8,6 +8,10 @@ Served routes (route names in brackets, for :meth:`FakeReplicate.inject`):
 * ``POST /v1/deployments/{owner}/{name}/predictions`` [create]: run a deployment (the fake
   serves a deployment named like a catalogued model as that model);
 * ``GET /v1/predictions/{id}`` [get];
+* ``GET /v1/predictions`` [list]: the token's predictions, newest first, :attr:`page_size`
+  (100) a page, ``{"next", "previous", "results"}`` with cursor URLs; ``created_after`` and
+  ``created_before`` (ISO 8601) filter them, ``source=web`` leaves none (the fake's are
+  ``api``); each result has the fields the real list returns (no ``logs``, plus ``source``);
 * ``POST /v1/predictions/{id}/cancel`` [cancel];
 * ``GET /v1/models/{owner}/{name}`` and ``.../versions/{id}`` [model];
 * ``POST /v1/files`` [upload]: a multipart upload (``content``, optional ``metadata``),
@@ -20,7 +24,9 @@ Served routes (route names in brackets, for :meth:`FakeReplicate.inject`):
 Besides the generic faults: ``failed``/``nsfw``, ``output`` (other output URLs), ``aborted``
 (the prediction ends ``aborted``, never started), ``removed`` (it succeeds with its output
 data removed: ``data_removed: true``, output ``null``) and ``object`` (its output is a JSON
-object) on [create] and [get]; ``truncate``, ``redirect`` and ``trickle`` on [download].
+object) on [create] and [get]; ``lost`` on [create] (the prediction is made, then the
+connection closes without an answer); ``truncate``, ``redirect`` and ``trickle`` on
+[download].
 
 As strict as the real API: a create body's unknown or misplaced top-level field (``prompt``
 beside ``input``, ``version`` on a model's route) is refused 422 like any other schema error
@@ -54,7 +60,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, ClassVar
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import jsonschema
 from jsonschema.exceptions import ValidationError
@@ -323,8 +329,19 @@ class FakeReplicate(FakeServer):
     """
 
     provider = "replicate"
-    routes = ("create", "get", "cancel", "model", "download", "upload", "files", "file_download")
+    routes = (
+        "create",
+        "get",
+        "list",
+        "cancel",
+        "model",
+        "download",
+        "upload",
+        "files",
+        "file_download",
+    )
     route_faults: ClassVar[Mapping[str, frozenset[str]]] = {
+        "lost": frozenset({"create"}),
         "failed": frozenset({"create", "get"}),
         "output": frozenset({"create", "get"}),
         "aborted": frozenset({"create", "get"}),
@@ -358,6 +375,8 @@ class FakeReplicate(FakeServer):
         self.file_ttl = DEFAULT_FILE_TTL
         self._signing_key = secrets.token_bytes(32)
         self.owner = "fake-owner"
+        #: Results per page of ``GET /v1/predictions`` (the real API: 100).
+        self.page_size = 100
 
     # -- settings and state -------------------------------------------------------------------
 
@@ -486,6 +505,8 @@ class FakeReplicate(FakeServer):
             return "cancel"
         if method in ("GET", "HEAD") and _PREDICTION.match(path):
             return "get"
+        if method in ("GET", "HEAD") and path.rstrip("/") == "/v1/predictions":
+            return "list"
         if method in ("GET", "HEAD") and (_MODEL.match(path) or _VERSION.match(path)):
             return "model"
         if method in ("GET", "HEAD") and _FILE.match(path):
@@ -582,6 +603,8 @@ class FakeReplicate(FakeServer):
             return self._upload(request)
         if route == "files":
             return self._file_resource(request)
+        if route == "list":
+            return self._list(request)
         match = _CANCEL.match(request.path) or _PREDICTION.match(request.path)
         assert match is not None
         prediction_id = match.group(1)
@@ -845,6 +868,8 @@ class FakeReplicate(FakeServer):
             self._apply_end_fault(prediction, fault)
         with self._lock:
             self._predictions[prediction.id] = prediction
+        if fault is not None and fault.kind == "lost":
+            return Reply(drop=True)  # made (and paid for); the answer never leaves
         wait = self._prefer_wait(request.header("prefer"))
         if wait is not None:
             return self._hold(prediction, wait)
@@ -931,6 +956,75 @@ class FakeReplicate(FakeServer):
                 if found is None or not found.alive(now):
                     return f"{name}: failed to download {item}: 404 Not Found"
         return None
+
+    def _list_item(self, p: _Prediction) -> dict[str, Any]:
+        """A prediction as the list shows it: the fields of ``GET /v1/predictions`` in the
+        API's document (no ``logs``), with ``source``."""
+        item = self._json(p)
+        del item["logs"]
+        item["source"] = "api"
+        return item
+
+    def _list(self, request: IncomingRequest) -> Reply:
+        """``GET /v1/predictions``: the predictions, newest first, one page at a time."""
+        bounds: dict[str, float] = {}
+        for name in ("created_after", "created_before"):
+            given = request.query.get(name)
+            if not given:
+                continue
+            when = _parse_time(given[-1])
+            if when is None:
+                return self._problem(
+                    400, "Bad request", f"{name}: {given[-1][:60]!r} is not an ISO 8601 date-time"
+                )
+            bounds[name] = when
+        sources = request.query.get("source")
+        source = sources[-1] if sources else None
+        if source not in (None, "web"):
+            return self._problem(400, "Bad request", f"source: {source[:20]!r} is not one of: web")
+        try:
+            cursor = _read_cursor((request.query.get("cursor") or [""])[-1])
+        except ValueError:
+            return self._problem(400, "Bad request", "cursor: not a cursor of this list")
+        after = bounds.get("created_after", -math.inf)
+        before = bounds.get("created_before", math.inf)
+        now = time.time()
+        with self._lock:
+            for prediction in self._predictions.values():
+                self._advance(prediction, now, polled=False)
+            listed = sorted(
+                (
+                    p
+                    for p in self._predictions.values()
+                    if after <= p.created < before and source is None
+                ),
+                key=_list_key,
+                reverse=True,
+            )
+            size = max(1, self.page_size)
+            if cursor is None:
+                page = listed[:size]
+            elif cursor[0] == "next":  # older than the cursor
+                page = [p for p in listed if _list_key(p) < cursor[1]][:size]
+            else:  # newer than the cursor: the page just before it
+                page = [p for p in listed if _list_key(p) > cursor[1]][-size:]
+            results = [self._list_item(p) for p in page]
+        older = bool(page) and _list_key(listed[-1]) < _list_key(page[-1])
+        newer = cursor is not None and bool(page) and _list_key(listed[0]) > _list_key(page[0])
+        kept = {k: v[-1] for k, v in request.query.items() if k != "cursor" and v}
+        return Reply.json(
+            200,
+            {
+                "next": self._list_url(kept, "next", _list_key(page[-1])) if older else None,
+                "previous": self._list_url(kept, "previous", _list_key(page[0])) if newer else None,
+                "results": results,
+            },
+        )
+
+    def _list_url(self, query: Mapping[str, str], way: str, key: tuple[float, str]) -> str:
+        raw = json.dumps([way, key[0], key[1]]).encode()
+        cursor = base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+        return f"{self.base_url}/v1/predictions?{urlencode({**query, 'cursor': cursor})}"
 
     def _cancel(self, prediction_id: str) -> Reply:
         with self._lock:
@@ -1117,6 +1211,42 @@ class FakeReplicate(FakeServer):
 _BOUNDARY = re.compile(r'boundary=(?:"([^"]+)"|([^";\s]+))', re.IGNORECASE)
 _DISPOSITION_NAME = re.compile(r'(?:^|;)\s*name="([^"]*)"', re.IGNORECASE)
 _DISPOSITION_FILENAME = re.compile(r'(?:^|;)\s*filename="([^"]*)"', re.IGNORECASE)
+
+
+def _list_key(p: _Prediction) -> tuple[float, str]:
+    return (p.created, p.id)
+
+
+def _parse_time(text: str) -> float | None:
+    """An ISO 8601 date-time (``Z`` or an offset; naive: UTC) as Unix time, else None."""
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def _read_cursor(text: str) -> tuple[str, tuple[float, str]] | None:
+    """A list cursor: ``(way, (created, id))``; None for none.
+
+    Raises:
+        ValueError: Not a cursor this fake made.
+    """
+    if not text:
+        return None
+    try:
+        way, created, prediction_id = json.loads(
+            base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        )
+    except (ValueError, TypeError):
+        raise ValueError("not a cursor") from None
+    if way not in ("next", "previous") or not isinstance(prediction_id, str):
+        raise ValueError("not a cursor")
+    if isinstance(created, bool) or not isinstance(created, int | float):
+        raise ValueError("not a cursor")
+    return str(way), (float(created), prediction_id)
 
 
 def _multipart(content_type: str, body: bytes) -> list[tuple[dict[str, str], bytes]] | None:
