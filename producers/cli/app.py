@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -41,6 +42,7 @@ from producers.sdk.jobs import Descriptor, JobRequest, Mode
 from producers.sdk.lifecycle import Job, WaitPolicy
 from producers.sdk.limits import DOCUMENT_MAX_BYTES
 from producers.sdk.runtime import close_clients
+from producers.sdk.tracing import configure_otlp, traced_command
 from producers.storage import open_store
 from producers.storage.manifest import RunManifest, new_run_id
 
@@ -52,7 +54,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(models_app, name="models")
-app.command("movie")(movie_command)
+#: The ``service.name`` of the CLI's spans (unless ``OTEL_SERVICE_NAME`` says otherwise).
+SERVICE_NAME = "tutopanda-cli"
+
+
+@functools.wraps(movie_command)
+def _movie_command(*args: Any, **kwargs: Any) -> None:
+    # One ``tutopanda.movie`` span: the movie's job spans are its children.
+    with traced_command("tutopanda.movie", {"tutopanda.mode": str(kwargs.get("mode", ""))}):
+        movie_command(*args, **kwargs)
+
+
+app.command("movie")(_movie_command)
 
 
 def _read_config(path: Path) -> dict[str, Any]:
@@ -66,11 +79,17 @@ def _read_config(path: Path) -> dict[str, Any]:
 
 @app.callback(invoke_without_command=True)
 def _main(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
     if version:
         out.print(__version__)
         raise typer.Exit(0)
+    # Spans go out over OTLP/HTTP when an OTLP endpoint is set (the standard OTel variables),
+    # flushed when the command ends; nothing otherwise.
+    flush = configure_otlp(SERVICE_NAME)
+    if flush is not None:
+        ctx.call_on_close(flush)
 
 
 @app.command()

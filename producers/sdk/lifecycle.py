@@ -20,6 +20,10 @@ operator (on a worker) and its trigger (in the triggerer). Each adds only what i
   job that did not finish);
 - a :class:`~producers.sdk.runtime.CancellationSignal` (Ctrl-C in the CLI) cancels the job
   at the provider between polls.
+
+Each job has a trace (:attr:`Job.trace`, :mod:`producers.sdk.tracing`): :meth:`Job.run` runs in
+its span, a client that runs the steps itself opens it with ``job.trace.span()``, and the steps
+record on it what they learn (cost, reuse, provider job, poll events, usage, error).
 """
 
 from __future__ import annotations
@@ -35,9 +39,10 @@ from typing import Self
 from producers.sdk.artefacts import ProducerResult
 from producers.sdk.errors import ErrorCode, ProviderError, raw_summary
 from producers.sdk.handler import ProducerHandler
-from producers.sdk.jobs import JobHandle, JobRequest, Prepared
+from producers.sdk.jobs import JobHandle, JobRequest, Kind, Prepared
 from producers.sdk.reuse import keep_submission, kept_submission, lookup, remember
 from producers.sdk.runtime import CancellationSignal
+from producers.sdk.tracing import JobTrace, now_ns
 
 __all__ = [
     "DEADLINE_FACTOR",
@@ -75,6 +80,14 @@ def _job_ended(error: ProviderError, handle: JobHandle) -> bool:
         and error.provider_job_id is not None
         and error.provider_job_id == handle.provider_job_id
     )
+
+
+def _kind_of(handler: ProducerHandler, request: JobRequest) -> Kind | None:
+    """What the job's producer makes, for its trace (None if the producer cannot say)."""
+    try:
+        return handler.definition.kind_for(request.descriptor.model)
+    except Exception:  # a kind function that fails here fails the job later, not its trace
+        return None
 
 
 def _spread(job_id: str, polls: int) -> float:
@@ -154,6 +167,12 @@ class Job:
         self.rt = handler.runtime(request, cancel)
         self._sleep = sleep
         self._clock = clock
+        #: The job's OpenTelemetry span and what the steps record on it.
+        self.trace = JobTrace(
+            request,
+            kind=_kind_of(handler, request),
+            producer=handler.definition.name,
+        )
         if prepared is not None:
             handler.adopt(self.rt, prepared)
 
@@ -179,6 +198,7 @@ class Job:
         if self.rt.prepared is None:
             await self.handler.prepare_job(self.rt)
         assert self.rt.prepared is not None
+        self.trace.prepared(self.rt.prepared)
         return self.rt.prepared
 
     @property
@@ -191,7 +211,10 @@ class Job:
     async def reused(self) -> ProducerResult | None:
         """The stored result of an identical job made before, if all its blobs are there."""
         await self.prepare()
-        return await lookup(self.handler.deps.store, self.fingerprint, self.request.mode)
+        started = now_ns()
+        found = await lookup(self.handler.deps.store, self.fingerprint, self.request.mode)
+        self.trace.reuse_looked_up(found is not None, started=started)
+        return found
 
     async def remember(self, result: ProducerResult) -> None:
         """Record ``result`` for reuse under this job's fingerprint."""
@@ -245,6 +268,7 @@ class Job:
                 )
                 return None
             raise
+        self.trace.submitted(kept, resumed=True)
         return kept
 
     async def start(self) -> JobHandle | ProducerResult:
@@ -254,6 +278,9 @@ class Job:
         started = await self.handler.start_job(self.rt)
         if isinstance(started, JobHandle):  # its deadline counts on this job's clock
             started = started.model_copy(update={"submitted_at": self._clock()})
+            self.trace.submitted(started)
+        else:
+            self.trace.collected(started)
         return started
 
     async def wait(self, handle: JobHandle) -> None:
@@ -270,9 +297,11 @@ class Job:
                 status = await self.handler.poll_job(self.rt, handle)
             except ProviderError as error:
                 delay = self._after_failed_poll(error, handle, polls, failures)
+                self.trace.poll_failed(error, delay)
                 if error.code is not ErrorCode.RATE_LIMITED:
                     failures += 1
             else:
+                self.trace.polled(status)
                 if status.state.terminal:
                     return
                 failures = 0
@@ -283,7 +312,9 @@ class Job:
     async def collect(self, handle: JobHandle) -> ProducerResult:
         """Collect a finished job's artefacts into the store."""
         self._adopt(handle)
-        return await self.handler.collect_job(self.rt, handle)
+        result = await self.handler.collect_job(self.rt, handle)
+        self.trace.collected(result)
+        return result
 
     async def cancel(self, handle: JobHandle) -> None:
         """Cancel the job at the provider (best effort: never raises for it)."""
@@ -313,9 +344,10 @@ class Job:
         started = time.monotonic()
         logger.event("invoke.start", job_id=self.request.job_id, attempt=self.request.attempt)
         try:
-            outcome = await self.handler.guard(
-                self.rt, self._run(reuse, remember, kept, on_submitted, cancel_on_interrupt)
-            )
+            with self.trace.span():
+                outcome = await self.handler.guard(
+                    self.rt, self._run(reuse, remember, kept, on_submitted, cancel_on_interrupt)
+                )
         except ProviderError as error:
             logger.event(
                 "invoke.error",
@@ -405,7 +437,9 @@ class Job:
         """Take what ``handle`` knows of the prepared job when this side did not prepare it."""
         if self.rt.prepared is None and handle.prepared is not None:
             self.handler.adopt(self.rt, handle.prepared, handle)
-        return self.rt.prepared or handle.prepared
+        prepared = self.rt.prepared or handle.prepared
+        self.trace.prepared(prepared)
+        return prepared
 
     def _delay(self, polls: int) -> float:
         if self.request.mode == "mock":
