@@ -21,6 +21,7 @@ import zlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import httpx2
@@ -277,6 +278,32 @@ async def test_replicate_adapter_requests_and_fake_answers_conform(
                 call = client.cancel_job(job.id)
             await _replicate_expect_error(call)
         await _replicate_expect_error(client.get_job("missingprediction0000000000"))
+        # A create whose answer is lost: the adapter lists the recent predictions to find it
+        # (adopted), or finds none (a drop before it was made), or pages on (a short page).
+        replicate_fake.inject(Fault.lost(), route="create")
+        lost = await client.create_job(
+            model="bytedance/seedream-4", version=None, payload={"prompt": "lost"}, hints=hints
+        )
+        assert "recovered_create" in lost.raw
+        replicate_fake.inject(Fault.drop(), route="create")
+        await _replicate_expect_error(
+            client.create_job(
+                model="bytedance/seedream-4",
+                version=None,
+                payload={"prompt": "dropped"},
+                hints=hints,
+            )
+        )
+        replicate_fake.page_size = 2
+        try:
+            replicate_fake.inject(Fault.lost(), route="create")
+            await _replicate_expect_error(
+                client.create_job(
+                    model="bytedance/seedream-4", version=None, payload={"prompt": "z"}, hints=hints
+                )
+            )
+        finally:
+            replicate_fake.page_size = 100
         await _replicate_expect_error(
             client.create_job(
                 model="bytedance/seedream-4",
@@ -298,13 +325,19 @@ async def test_replicate_adapter_requests_and_fake_answers_conform(
         await probe.get(f"/v1/models/black-forest-labs/flux-dev/versions/{flux.version}")
     exchanges = recording.exchanges
     problems, checked = _check(REPLICATE, exchanges)
+    problems += [p for e in exchanges for p in _query_problems(REPLICATE, e)]
     assert problems == [], "\n".join(problems)
+    lists = [e for e in exchanges if e.method == "GET" and e.path == "/v1/predictions"]
+    assert len(lists) == 4  # one look each, two pages for the short ones
+    assert all("created_after=" in e.url for e in lists)
+    assert sum("cursor=" in e.url for e in lists) == 1
     operations = {REPLICATE.operation(e.method, e.path).name for e in exchanges}  # type: ignore[union-attr]
     assert operations >= {
         "POST /models/{model_owner}/{model_name}/predictions",
         "POST /predictions",
         "GET /predictions/{prediction_id}",
         "POST /predictions/{prediction_id}/cancel",
+        "GET /predictions",
         "POST /files",
         "GET /models/{model_owner}/{model_name}",
         "GET /models/{model_owner}/{model_name}/versions/{version_id}",
@@ -317,6 +350,37 @@ async def test_replicate_adapter_requests_and_fake_answers_conform(
     for error in errors:
         body = json.loads(error.response_body)
         assert body["status"] == error.status and body["detail"]
+
+
+#: Query parameters the API puts in the URLs it answers with (a list's ``next``), which its
+#: document does not declare.
+_API_OWN_QUERY = frozenset({"cursor"})
+
+
+def _query_problems(document: Document, exchange: Exchange) -> list[str]:
+    """What is wrong with the query of ``exchange``: a parameter its operation does not
+    declare, or a value its schema refuses (e.g. a ``created_after`` that is no date-time)."""
+    operation = document.operation(exchange.method, exchange.path)
+    if operation is None:
+        return []
+    declared = {
+        str(param["name"]): index
+        for index, param in enumerate(operation.spec.get("parameters", []))
+        if param.get("in") == "query"
+    }
+    template = operation.template.replace("~", "~0").replace("/", "~1")
+    problems = []
+    for name, values in parse_qs(urlsplit(exchange.url).query).items():
+        if name in _API_OWN_QUERY:
+            continue
+        if name not in declared:
+            problems.append(f"{operation.name}: query parameter {name!r} is not declared")
+            continue
+        pointer = f"/paths/{template}/{operation.method}/parameters/{declared[name]}/schema"
+        for value in values:
+            found = document.problems(pointer, value)
+            problems += [f"{operation.name} query {name}: {p}" for p in found]
+    return problems
 
 
 # ---- the validator refuses what is wrong ---------------------------------------------------
@@ -497,3 +561,23 @@ def test_the_right_shapes_pass() -> None:
     for document, exchange in good:
         assert document.request_problems(exchange) == []
         assert document.response_problems(exchange) == ([], True)
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("created_after=yesterday", "is not a 'date-time'"),
+        ("source=api", "is not one of"),
+        ("model=bytedance%2Fseedream-4", "'model' is not declared"),
+    ],
+    ids=["bad-date", "bad-source", "undeclared"],
+)
+def test_the_list_query_check_refuses_what_is_wrong(query: str, words: str) -> None:
+    listed = _exchange("GET", "/predictions", response={"next": None, "results": []})
+    wrong = Exchange(**{**listed.__dict__, "url": f"{listed.url}?{query}"})
+    problems = _query_problems(REPLICATE, wrong)
+    assert any(words in problem for problem in problems), problems
+    right = Exchange(
+        **{**listed.__dict__, "url": f"{listed.url}?created_after=2026-12-03T10:00:00Z"}
+    )
+    assert _query_problems(REPLICATE, right) == []
