@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 if TYPE_CHECKING:
     from producers.pipeline.options import ProducerOptions
     from producers.pipeline.steps import Script
+    from producers.storage.manifest import RunManifest
 
 #: The roles whose model is a DAG param (``<role>_model``; the pool policy reads the same).
 ROLES = ("script", "image_prompt", "image", "narration", "music", "video")
@@ -210,16 +211,21 @@ def assemble(
     music: dict[str, Any] | None,
 ) -> dict[str, Any]:
     """Build the timeline from the probed narrations and render the MP4; write the run's
-    manifest (parameters, every job's record from XCom ``tutopanda_job``, the outputs).
+    manifest (parameters, every job's record from XCom ``tutopanda_job``, the outputs); publish
+    the movie's human layout (see :func:`publish_location`) and record it in the manifest.
 
     ``visuals`` are the records of the ``video`` tasks (a clip, or the image itself when the
-    video role is off). Returns ``{"movie": uri, "timeline": uri, "duration": seconds}``.
+    video role is off). Returns ``{"movie": uri, "timeline": uri, "duration": seconds,
+    "published": {"dir": ..., "movie": ...}}`` (the published movie: a path or ``s3://``).
     """
+    from airflow.sdk import get_current_context
+
     from airflow_provider_tutopanda.operators.producer import _run
-    from airflow_provider_tutopanda.store import open_airflow_store
+    from airflow_provider_tutopanda.store import open_airflow_destination, open_airflow_store
     from producers.pipeline import steps
     from producers.pipeline.assembly import assemble as render
     from producers.pipeline.assembly import store_timeline
+    from producers.pipeline.publish import publish_movie
     from producers.pipeline.timeline import NarrationClip, Visual, build_timeline
 
     shown = [
@@ -238,17 +244,67 @@ def assemble(
         music_uri=music["uri"] if music else None,
         pause=steps.PAUSE_SECONDS,
     )
+    context = get_current_context()
     store = open_airflow_store(store_uri())
+    destination = open_airflow_destination(publish_location(context, store.root_uri))
 
-    async def both() -> tuple[str, str]:
+    async def everything() -> dict[str, Any]:
         stored_timeline = await store_timeline(timeline, store)
         movie = await render(timeline, store)
-        return stored_timeline.uri, movie.uri
+        outputs = {"movie": movie.uri, "timeline": stored_timeline.uri}
+        manifest = _manifest(context, {**outputs, "duration": timeline.duration})
+        await manifest.save(store)
+        published = await publish_movie(
+            destination,
+            store,
+            manifest,
+            script=script_of(script),
+            prompts=_prompts(context, len(shown)),
+            timeline=timeline,
+            movie_uri=movie.uri,
+        )
+        return {**outputs, "published": {"dir": published.dir, "movie": published.movie}}
 
-    timeline_uri, movie_uri = _run(both())
-    outputs = {"movie": movie_uri, "timeline": timeline_uri, "duration": timeline.duration}
-    _run(_write_manifest(store, outputs))
-    return outputs
+    return {**_run(everything()), "duration": timeline.duration}
+
+
+def publish_location(context: Mapping[str, Any], store_root: str) -> str:
+    """Where this run publishes: ``[tutopanda] publish_uri`` rendered with the run's context
+    one path segment at a time (a value such as a run id ``../../x`` stays one folder below
+    the template's prefix: see :func:`producers.pipeline.publish.render_location`), else
+    ``published/<store run id>`` under the store.
+
+    A template that does not render fails the task at once.
+    """
+    from airflow_provider_tutopanda.store import publish_template
+    from producers.pipeline.publish import render_location
+
+    template = publish_template()
+    run_id = manifest_run_id(str(context["run_id"]))
+    if template is None:
+        return f"{store_root.rstrip('/')}/published/{run_id}"
+    task = context["task"]
+    try:
+        return render_location(template, lambda part: task.render_template(part, context))
+    except Exception as error:  # a boundary: Jinja's errors, undefined names, our refusal
+        refuse(ValueError(f"[tutopanda] publish_uri {template!r} does not render: {error}"))
+
+
+def _prompts(context: Mapping[str, Any], count: int) -> list[str | None]:
+    """Each segment's image prompt as approved (the ``review`` task's), else as made."""
+    ti = context["ti"]
+    records: Any = None
+    if "review" in context["dag"].task_ids:
+        records = ti.xcom_pull(task_ids="review", key="prompts")
+    if not records and "image_prompt" in context["dag"].task_ids:
+        records = ti.xcom_pull(task_ids="image_prompt")
+    prompts: list[str | None] = [None] * count
+    for record in records or []:
+        if isinstance(record, Mapping) and isinstance(record.get("prompt"), str):
+            index = record.get("index")
+            if isinstance(index, int) and 0 <= index < count:
+                prompts[index] = record["prompt"]
+    return prompts
 
 
 def manifest_run_id(dag_run_id: str) -> str:
@@ -259,19 +315,17 @@ def manifest_run_id(dag_run_id: str) -> str:
     return run_id_for(dag_run_id, prefix="airflow")
 
 
-async def _write_manifest(store: Any, outputs: dict[str, Any]) -> None:
-    from airflow.sdk import get_current_context
-
+def _manifest(context: Mapping[str, Any], outputs: dict[str, Any]) -> RunManifest:
+    """The run's manifest: its params, every job's record (XCom ``tutopanda_job``), outputs."""
     from airflow_provider_tutopanda import JOB_XCOM_KEY
     from producers.pipeline.run_params import allowed_params
     from producers.storage.manifest import JobRecord, RunManifest
 
-    context = get_current_context()
     job_tasks = [t for t in ROLES if t in context["dag"].task_ids]
     pulled = context["ti"].xcom_pull(task_ids=job_tasks, key=JOB_XCOM_KEY) or []
     jobs = [JobRecord.model_validate(record) for record in pulled if isinstance(record, dict)]
     jobs.sort(key=lambda j: (ROLES.index(j.role) if j.role in ROLES else 99, j.segment or 0))
-    manifest = RunManifest(
+    return RunManifest(
         run_id=manifest_run_id(str(context["run_id"])),
         client="airflow",
         command=str(context["dag"].dag_id),
@@ -279,4 +333,3 @@ async def _write_manifest(store: Any, outputs: dict[str, Any]) -> None:
         outputs=outputs,
         jobs=jobs,
     )
-    await manifest.save(store)

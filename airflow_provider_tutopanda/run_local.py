@@ -3,7 +3,10 @@
 ``python -m airflow_provider_tutopanda.run_local --topic "How volcanoes work" --segments 3``:
 migrates a local metadata database under ``AIRFLOW_HOME`` (default ``./.airflow``), runs the
 DAG with ``airflow dags test`` (every task in this process, deferrable ones included), and
-prints where the movie is. The store is ``TUTOPANDA_STORE`` (default ``./tutopanda-store``).
+prints where the movie is, ending with the path of the published ``movie.mp4``. The store is
+``TUTOPANDA_STORE`` (default ``./tutopanda-store``); the movie is published to
+``[tutopanda] publish_uri`` (``AIRFLOW__TUTOPANDA__PUBLISH_URI``), by default
+``published/<run id>/`` in the store.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def environment(airflow_home: Path, store: Path) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Migrate, run the DAG, print the movie's location."""
+    """Migrate, run the DAG, print the movie's locations (the published movie.mp4 last)."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--topic", default="How volcanoes work")
     parser.add_argument("--segments", type=int, default=3)
@@ -64,9 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     runs = sorted((store / "runs").glob("airflow-*/manifest.json"), key=lambda p: p.stat().st_mtime)
     manifest = json.loads(runs[-1].read_text())
-    print(f"movie: {manifest['outputs']['movie']}")
-    print(f"timeline: {manifest['outputs']['timeline']}")
+    outputs = manifest["outputs"]
+    print(f"movie: {outputs['movie']}")
+    print(f"timeline: {outputs['timeline']}")
     print(f"manifest: {runs[-1].as_uri()} (DAG log: {log})")
+    published = outputs.get("published") or {}
+    if not published.get("movie"):
+        print("the run published no movie (see the DAG log)", file=sys.stderr)
+        return 1
+    print(f"published: {published['dir']}")
+    # The last line: the movie alone, for a player or a script (`| tail -1`).
+    print(published["movie"])
     return 0
 
 

@@ -7,6 +7,11 @@ An ``s3://bucket/prefix`` store talks to S3 through the Amazon provider's connec
 (``[tutopanda] aws_conn_id``, default ``aws_default``): its keys, role, region and
 ``endpoint_url`` (for an S3-compatible store such as MinIO). Without that connection, the
 Amazon provider falls back to boto3's own configuration (environment, instance role).
+
+Published movies go to ``[tutopanda] publish_uri`` (``AIRFLOW__TUTOPANDA__PUBLISH_URI``), a
+Jinja template rendered with the run's context (``s3://bucket/movies/{{ ds }}/{{ run_id }}/``),
+else ``published/<run id>`` under the store; an ``s3://`` one goes through the same Amazon
+connection as the store.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from producers.storage.base import ArtefactStore
+    from producers.storage.destination import Destination
 
 SECTION = "tutopanda"
 DEFAULT_AWS_CONN_ID = "aws_default"
@@ -51,7 +57,29 @@ def open_airflow_store(uri: str | None = None) -> ArtefactStore:
     store = open_store(uri or default_store())
     if not isinstance(store, S3Store):
         return store
+    return S3Store(store.bucket, store.prefix, client=_s3_client())
+
+
+def _s3_client() -> object:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    client = S3Hook(aws_conn_id=aws_conn_id()).get_conn()
-    return S3Store(store.bucket, store.prefix, client=client)
+    return S3Hook(aws_conn_id=aws_conn_id()).get_conn()
+
+
+def publish_template() -> str | None:
+    """The ``[tutopanda] publish_uri`` template, or None (publish beside the store)."""
+    return setting("publish_uri")
+
+
+def open_airflow_destination(uri: str) -> Destination:
+    """Open a publish location; an ``s3://`` one goes through the Amazon connection.
+
+    Raises:
+        ConfigurationError: ``uri`` is not a directory, ``file://`` or ``s3://`` location.
+    """
+    from producers.storage.destination import S3Destination, open_destination
+
+    destination = open_destination(uri)
+    if not isinstance(destination, S3Destination):
+        return destination
+    return S3Destination(destination.bucket, destination.prefix, client=_s3_client())
