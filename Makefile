@@ -9,7 +9,7 @@ STORE ?= tutopanda-store
 TOPIC ?= How volcanoes work
 SEGMENTS ?= 3
 
-.PHONY: help setup test test-real test-unit lint format movie movie-cli demo bench clean
+.PHONY: help setup test test-real test-unit lint format movie movie-cli ui demo bench clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -43,6 +43,11 @@ format: setup  ## Apply ruff's fixes and formatting
 movie: setup  ## The main job: the tutopanda_movie DAG on an embedded Airflow (SQLite), mock mode
 	TUTOPANDA_STORE=$(STORE) $(BIN)/python -m airflow_provider_tutopanda.run_local \
 		--topic "$(TOPIC)" --segments $(SEGMENTS) --mode mock
+
+UI_PORT ?= 8080
+
+ui: setup  ## The Airflow UI on the `make movie` setup (standalone, SQLite); prints the URL and login (UI_PORT=8080)
+	TUTOPANDA_STORE=$(STORE) $(BIN)/python -m airflow_provider_tutopanda.run_ui --port $(UI_PORT)
 
 movie-cli: setup  ## The same movie with the CLI client (no Airflow), mock mode
 	$(BIN)/tutopanda movie --topic "$(TOPIC)" --segments $(SEGMENTS) --mode mock --store $(STORE)
