@@ -812,9 +812,9 @@ class ReplicateClient:
         if lookup.outcome == "ambiguous":
             self.ledger.found(key)
             error.reason += (
-                f"; the create may have reached Replicate ({why}), but {lookup.candidates} "
-                "identical predictions of this request were listed (identical jobs at once) "
-                "and none can be told to be this one: none adopted, the retry creates anew"
+                f"; the create may have reached Replicate ({why}), but its prediction cannot "
+                f"be told from {lookup.candidates - 1} identical one(s) listed or in flight "
+                "(identical jobs at once): none adopted, the retry creates anew"
             )
         else:
             self.ledger.lose(key, sent_at)
