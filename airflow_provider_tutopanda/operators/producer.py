@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import dataclasses
 import logging
 import os
@@ -68,13 +69,15 @@ def parse_model_id(model: str) -> tuple[str, str]:
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine to the end from sync code, even when a loop already runs here."""
+    """Run a coroutine to the end from sync code, even when a loop already runs here (in
+    a thread then, with this context: the task's trace span stays the current one)."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return asyncio.run(work)
+    here = contextvars.copy_context()
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, work).result()
+        return pool.submit(here.run, asyncio.run, work).result()
 
 
 @dataclass(frozen=True)
@@ -337,6 +340,7 @@ class ProducerOperator(BaseOperator):
         if isinstance(step, list):
             return self.task_result(context, job, step)
         from airflow_provider_tutopanda.triggers.producer import ProducerTrigger
+        from producers.sdk.tracing import traceparent
 
         self._running = None
         self.defer(
@@ -347,6 +351,8 @@ class ProducerOperator(BaseOperator):
                 conn_id=self.conn_id,
                 policy=dataclasses.asdict(self._policy()),
                 finish={"where": job.where} if self.collect_in_trigger else None,
+                # the task's span, parent of the job's span in the triggerer too
+                traceparent=traceparent(),
             ),
             method_name="execute_complete",
         )
@@ -361,45 +367,54 @@ class ProducerOperator(BaseOperator):
     async def _start(
         self, context: Context, job: TaskJob
     ) -> list[dict[str, Any]] | JobHandle | None:
-        """One pass on a worker: the records of a finished job, the handle to defer with, or
-        None to defer a job the trigger submits."""
+        """One pass on a worker, in the job's span: the records of a finished job, the handle
+        to defer with, or None to defer a job the trigger submits."""
         from airflow_provider_tutopanda.triggers.jobs import close_handler
-        from producers.sdk.artefacts import ProducerResult
 
         sdk_job = self._job(job)
         try:
-            await sdk_job.prepare()
-            if not job.refresh:
-                cached = await sdk_job.reused()
-                if cached is not None:
-                    self.log.info(
-                        "tutopanda: reusing %d artefact(s) of an identical job",
-                        len(cached.artefacts),
-                    )
-                    return self._push_record(context, job, cached, reused=True)
-            handle = await sdk_job.resumable(self._kept(context) or await sdk_job.kept())
-            if handle is None and self.deferrable and self._trigger_submits(job, sdk_job):
-                return None  # the trigger submits: this pass needs no provider client
-            if handle is None:
-                started = await sdk_job.start()
-                if isinstance(started, ProducerResult):
-                    await sdk_job.remember(started)
-                    return self._push_record(context, job, started)
-                handle = started
-                self.log.info(
-                    "tutopanda: submitted job %s (%s)", handle.job_id, handle.provider_job_id
-                )
-                self._keep(context, handle)
-            else:
-                self.log.info("tutopanda: resuming job %s", handle.provider_job_id)
-            self._running = (job, handle)
-            if self.deferrable:
-                return handle
-            await sdk_job.wait(handle)
-            return await self._collected(context, job, sdk_job, handle)
+            with sdk_job.trace.span(where="worker") as span:
+                step = await self._steps(context, job, sdk_job)
+                if not isinstance(step, list) and span.is_recording():
+                    span.set_attribute("tutopanda.deferred", True)
+                return step
         finally:
             await sdk_job.aclose()
             await close_handler(sdk_job.handler)
+
+    async def _steps(
+        self, context: Context, job: TaskJob, sdk_job: Job
+    ) -> list[dict[str, Any]] | JobHandle | None:
+        """The steps of one pass (:meth:`_start`): reuse, resume or submit, wait or defer."""
+        from producers.sdk.artefacts import ProducerResult
+
+        await sdk_job.prepare()
+        if not job.refresh:
+            cached = await sdk_job.reused()
+            if cached is not None:
+                self.log.info(
+                    "tutopanda: reusing %d artefact(s) of an identical job",
+                    len(cached.artefacts),
+                )
+                return self._push_record(context, job, cached, reused=True)
+        handle = await sdk_job.resumable(self._kept(context) or await sdk_job.kept())
+        if handle is None and self.deferrable and self._trigger_submits(job, sdk_job):
+            return None  # the trigger submits: this pass needs no provider client
+        if handle is None:
+            started = await sdk_job.start()
+            if isinstance(started, ProducerResult):
+                await sdk_job.remember(started)
+                return self._push_record(context, job, started)
+            handle = started
+            self.log.info("tutopanda: submitted job %s (%s)", handle.job_id, handle.provider_job_id)
+            self._keep(context, handle)
+        else:
+            self.log.info("tutopanda: resuming job %s", handle.provider_job_id)
+        self._running = (job, handle)
+        if self.deferrable:
+            return handle
+        await sdk_job.wait(handle)
+        return await self._collected(context, job, sdk_job, handle)
 
     async def _collected(
         self, context: Context, job: TaskJob, sdk_job: Job, handle: JobHandle
@@ -446,7 +461,8 @@ class ProducerOperator(BaseOperator):
 
         sdk_job = self._job(job)
         try:
-            return await self._collected(context, job, sdk_job, handle)
+            with sdk_job.trace.span(where="worker"):
+                return await self._collected(context, job, sdk_job, handle)
         finally:
             await sdk_job.aclose()
             await close_handler(sdk_job.handler)
@@ -455,6 +471,7 @@ class ProducerOperator(BaseOperator):
         from airflow_provider_tutopanda.triggers.jobs import close_handler
 
         sdk_job = self._job(job)
+        sdk_job.trace.muted = True  # reading back what the trigger made: not a job of its own
         try:
             result = await sdk_job.reused()
         finally:

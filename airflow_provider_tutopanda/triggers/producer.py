@@ -12,6 +12,7 @@ from producers.sdk.errors import ProviderError
 from producers.sdk.handler import ProducerHandler
 from producers.sdk.jobs import JobHandle, JobRequest
 from producers.sdk.lifecycle import Job, WaitPolicy
+from producers.sdk.tracing import parent_from_traceparent
 
 
 class ProducerTrigger(BaseTrigger):
@@ -39,6 +40,9 @@ class ProducerTrigger(BaseTrigger):
             ``max_poll_failures``).
         finish: ``{"where": {key, role, segment}}`` to collect and end the task here; None to
             hand the task back to a worker to collect.
+        traceparent: The W3C ``traceparent`` of the task's span on the worker that deferred
+            (None: no tracing there): the job's span here is its child, unless the triggerer
+            has a span of that trace for this trigger (Airflow's own trigger span).
     """
 
     def __init__(
@@ -49,6 +53,7 @@ class ProducerTrigger(BaseTrigger):
         conn_id: str | None = None,
         policy: dict[str, Any] | None = None,
         finish: dict[str, Any] | None = None,
+        traceparent: str | None = None,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]  # Airflow's, untyped
         self.job = job
@@ -57,6 +62,7 @@ class ProducerTrigger(BaseTrigger):
         self.conn_id = conn_id
         self.policy = policy or {}
         self.finish = finish
+        self.traceparent = traceparent
 
     @property
     def mode(self) -> str:
@@ -74,6 +80,7 @@ class ProducerTrigger(BaseTrigger):
                 "conn_id": self.conn_id,
                 "policy": self.policy,
                 "finish": self.finish,
+                "traceparent": self.traceparent,
             },
         )
 
@@ -93,12 +100,14 @@ class ProducerTrigger(BaseTrigger):
         from airflow_provider_tutopanda.triggers.jobs import JobEvent, close_handler
 
         job, handle = await self._job()
+        parent = parent_from_traceparent(self.traceparent)
         try:
-            if handle is None:
-                handle = await self._submit(job)
-            await job.wait(handle)
-            if self.finish is not None:
-                xcoms = await self._collect(job, handle, self.finish)
+            with job.trace.span(parent=parent, where="triggerer"):
+                if handle is None:
+                    handle = await self._submit(job)
+                await job.wait(handle)
+                if self.finish is not None:
+                    xcoms = await self._collect(job, handle, self.finish)
         except ProviderError as error:
             failed = JobEvent.failed(handle or error.handle, error).model_dump(mode="json")
             yield TriggerEvent(failed)  # type: ignore[no-untyped-call]  # Airflow's, untyped
