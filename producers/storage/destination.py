@@ -7,9 +7,10 @@ in its own directory, flushed to disk and moved over its name with :func:`os.rep
 object is spooled to a local file and sent as one ``PutObject``, or as a multipart upload,
 which S3 makes visible only when it completes.
 
-Relative paths are ``/``-separated names of ``[A-Za-z0-9._-]``, never ``.`` or ``..`` and
+Relative paths are ``/``-separated names of ``[A-Za-z0-9._~-]``, never ``.`` or ``..`` and
 never starting with ``.`` (the temp files' own names start with one), so nothing written
-lands outside the destination's root.
+lands outside the destination's root. (``~`` is allowed for the folder names
+:func:`producers.pipeline.publish.safe_segment` makes from untrusted values.)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 import threading
 import uuid
@@ -32,7 +34,6 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from producers.sdk.errors import ConfigurationError
-from producers.storage.layout import is_valid_name
 
 if TYPE_CHECKING:
     from boto3.s3.transfer import TransferConfig
@@ -47,6 +48,7 @@ __all__ = [
     "open_destination",
 ]
 
+_NAME_RE = re.compile(r"[A-Za-z0-9._~-]+")
 _NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _ALLOWED_FORMS = (
     "a directory path (e.g. ./movies/run-1), a file:// URI, or an S3 URI s3://bucket[/prefix]"
@@ -74,13 +76,13 @@ def check_relpath(relpath: str) -> str:
 
     Raises:
         ValueError: A segment is empty, ``.``, ``..``, starts with ``.`` or has characters
-            other than ``[A-Za-z0-9._-]``.
+            other than ``[A-Za-z0-9._~-]``.
     """
     parts = relpath.split("/") if isinstance(relpath, str) else [""]
-    if not all(is_valid_name(part) and not part.startswith(".") for part in parts):
+    if not all(_NAME_RE.fullmatch(part) and not part.startswith(".") for part in parts):
         raise ValueError(
             f"invalid published path {relpath!r}: '/'-separated names of letters, digits, "
-            "'.', '_' and '-', none empty or starting with '.'"
+            "'.', '_', '~' and '-', none empty or starting with '.'"
         )
     return relpath
 
