@@ -218,11 +218,14 @@ class JobTrace:
         if self._span is not None:
             yield self._span
             return
+        if not _configured():  # the API's no-op: nothing to record, nothing to make current
+            yield trace.INVALID_SPAN
+            return
         span = _tracer().start_span(
             self.name,
             context=parent,
             kind=SpanKind.CLIENT,
-            attributes=self._attributes(where) if _recording(parent) else None,
+            attributes=self._attributes(where),
             start_time=start_time,
             record_exception=False,
             set_status_on_exception=False,
@@ -276,14 +279,10 @@ class JobTrace:
         opened one: the job ends here), a miss not at all (the job's span comes later)."""
         if self._span is None:
             if found and not self.muted:
-                with self.span(start_time=started):
-                    self.reuse_looked_up(True, started=started)
+                with self.span(start_time=started) as span:
+                    _set_reused(span, True)
             return
-        span = self._live()
-        if span is not None:
-            span.set_attribute("tutopanda.reused", found)
-            if found:
-                span.set_attribute("tutopanda.cost.usd", 0.0)
+        _set_reused(self._span, found)
 
     def submitted(self, handle: JobHandle, *, resumed: bool = False) -> None:
         """The job was submitted (or an earlier one is ``resumed``) as ``handle``."""
@@ -300,8 +299,10 @@ class JobTrace:
         """A poll answered ``status``: an event when the provider's state changes."""
         self._polls += 1
         span = self._live()
+        if span is None:
+            return
         state = status.state.value
-        if span is None or state == self._state:
+        if state == self._state:
             return
         self._state = state
         attributes: dict[str, Any] = {"tutopanda.state": state}
@@ -415,10 +416,16 @@ class JobTrace:
         return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
 
-def _recording(parent: otel_context.Context | None) -> bool:
-    """Whether attributes are worth building: a tracer provider is configured (the
-    default no-op API never records)."""
-    del parent
+def _set_reused(span: Span, reused: bool) -> None:
+    if span.is_recording():
+        span.set_attribute("tutopanda.reused", reused)
+        if reused:  # nothing paid again
+            span.set_attribute("tutopanda.cost.usd", 0.0)
+
+
+def _configured() -> bool:
+    """True once a tracer provider is configured; until then (the default) the API's
+    tracers are no-ops and a span is not worth opening."""
     return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 

@@ -262,12 +262,19 @@ async def test_a_live_job_records_its_prediction_and_failed_polls_as_events(
 # -- no provider, propagation ----------------------------------------------------------------
 
 
-async def test_with_no_tracer_provider_nothing_is_recorded_and_the_job_runs() -> None:
-    exporter = InMemorySpanExporter()
+async def test_with_no_tracer_provider_every_path_runs_and_nothing_is_current() -> None:
+    context = JobContext()
     with global_provider(None):
-        outcome = await run_job(JobContext(), inputs={"prompt": PROMPT})
+        made = await run_job(context, inputs={"prompt": PROMPT})
+        again = await run_job(context, inputs={"prompt": PROMPT})  # reused in its span
+        request = make_job_request(SEEDREAM, inputs={"prompt": PROMPT})
+        async with Job(context.handler(request), request) as job:
+            assert await job.reused() is not None  # reused with no span open
+            with job.trace.span() as span:
+                assert not span.is_recording()
+                assert not trace.get_current_span().get_span_context().is_valid
         assert traceparent() is None
-    assert outcome.result.artefacts and exporter.get_finished_spans() == ()
+    assert made.result.artefacts and again.reused
 
 
 def test_a_traceparent_carries_the_current_span_to_a_parent_elsewhere(
