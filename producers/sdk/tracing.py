@@ -15,8 +15,8 @@ Attributes follow the OpenTelemetry GenAI semantic conventions where they fit
 What a span never holds: a secret (every string goes through
 :func:`~producers.sdk.secrets.redact`), the payload, the provider's raw answer, and the prompt,
 unless the deployment opts in with ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``
-(the GenAI instrumentations' switch); without it, the prompt is also cut out of error
-messages (a provider may echo it).
+(the GenAI instrumentations' switch); without it, the prompt and the job's other text inputs
+are also cut out of error messages (a provider may echo them).
 
 Only the OpenTelemetry API is used here: with no tracer provider configured (the default) every
 call is a no-op. A client that exports spans configures a provider (the CLI:
@@ -407,12 +407,14 @@ class JobTrace:
         )
 
     def _safe(self, text: str) -> str:
-        """``text`` with secrets masked, the prompt cut out unless opted in, and short."""
+        """``text`` with secrets masked, the job's text inputs (the prompt first of all) cut
+        out unless opted in, and short."""
         text = redact(text)
         if not capture_content():
-            for value in (self.request.inputs.get("prompt"),):
+            fields = {**self.request.custom, **self.request.inputs}
+            for name, value in sorted(fields.items(), key=lambda item: -len(str(item[1]))):
                 if isinstance(value, str) and len(value) >= 8:
-                    text = text.replace(value, "[prompt]")
+                    text = text.replace(value, f"[{name}]")
         return text if len(text) <= MESSAGE_LIMIT else text[: MESSAGE_LIMIT - 3] + "..."
 
 
@@ -464,9 +466,10 @@ def traced_command(name: str, attributes: dict[str, Any] | None = None) -> Itera
 def configure_otlp(service_name: str) -> Callable[[], None] | None:
     """Export spans over OTLP/HTTP when an endpoint is set (``OTEL_EXPORTER_OTLP_ENDPOINT``
     or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``; the exporter reads the standard OTel variables:
-    headers, timeout, compression), as ``service_name`` unless ``OTEL_SERVICE_NAME`` says
-    (or ``OTEL_RESOURCE_ATTRIBUTES``) otherwise. Nothing when no endpoint is set, when ``OTEL_SDK_DISABLED`` is true, or when a
-    tracer provider is configured already (e.g. by ``opentelemetry-instrument``).
+    headers, timeout, compression), as ``service_name`` unless ``OTEL_SERVICE_NAME`` (or
+    ``OTEL_RESOURCE_ATTRIBUTES``) says otherwise. Nothing when no endpoint is set, when
+    ``OTEL_SDK_DISABLED`` is true or ``OTEL_TRACES_EXPORTER`` is ``none``, or when a tracer
+    provider is configured already (e.g. by ``opentelemetry-instrument``).
 
     Returns:
         A function that flushes the spans and shuts the provider down (call it on exit), or
@@ -478,6 +481,8 @@ def configure_otlp(service_name: str) -> Callable[[], None] | None:
     ):
         return None
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return None
+    if env.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
         return None
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         return None

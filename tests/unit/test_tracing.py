@@ -365,6 +365,9 @@ def test_the_cli_exports_its_spans_over_otlp_http_when_an_endpoint_is_set(
         with global_provider(None):
             assert configure_otlp("x") is None  # no endpoint: nothing
             monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint)
+            monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+            assert configure_otlp("x") is None  # exporting turned off the standard way
+            monkeypatch.delenv("OTEL_TRACES_EXPORTER")
             args = ["produce", SEEDREAM, "--set", f"prompt={PROMPT}", "--mode", "mock"]
             result = CliRunner().invoke(app, [*args, "--store", str(tmp_path)])
             assert result.exit_code == 0, result.output
