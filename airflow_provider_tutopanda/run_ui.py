@@ -200,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     def _stop(signum: int, frame: types.FrameType | None) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _stop)
+    # Both, explicitly: a shell without job control starts background commands with SIGINT
+    # ignored, and Python then leaves it ignored.
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         deadline = time.monotonic() + args.ready_timeout
         while not healthy(f"http://127.0.0.1:{args.port}"):
@@ -228,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
         stop_group(process)
         return 0
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if process.poll() is None or group_members(process.pid):
             stop_group(process)
 
