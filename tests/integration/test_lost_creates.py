@@ -358,3 +358,31 @@ def test_a_connection_never_made_is_not_looked_for(exc: BaseException, why: str 
 )
 def test_inputs_are_equal_as_json(a: Any, b: Any, equal: bool) -> None:
     assert same_json(a, b) is equal
+
+
+def test_a_live_movie_with_lost_creates_pays_one_prediction_per_job(
+    live_fakes: LiveFakes, tmp_path: Path
+) -> None:
+    """The movie's jobs share one adapter: three lost creates are adopted, a dropped one is
+    created anew by its retry, and every prediction made belongs to exactly one job."""
+    replicate = live_fakes.replicate
+    replicate.inject(Fault.lost(), route="create", times=3)
+    replicate.inject(Fault.drop(), route="create")
+    done = CliRunner().invoke(
+        app,
+        [
+            "movie", "--topic", "Volcanoes", "--segments", "2", "--mode", "live", "--json",
+            "--store", str(tmp_path / "store"), "--output", str(tmp_path / "out"),
+        ],
+    )  # fmt: skip
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout)["movie"]
+    made = replicate.prediction_ids
+    assert replicate.statuses("create").count(None) == 4  # 3 lost + 1 dropped answers
+    assert replicate.count("create") == len(made) + 1  # only the dropped one was sent again
+    jobs = {
+        a["diagnostics"]["provider_job_id"]
+        for a in json.loads(done.stdout)["artefacts"]
+        if a["diagnostics"].get("provider") == "replicate"
+    }
+    assert jobs == set(made)  # each prediction is one job's, none paid for nothing
