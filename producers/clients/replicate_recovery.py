@@ -22,9 +22,11 @@ a prediction this adapter already gave to another create (its answer arrived, or
 recovery adopted it). It is adopted only if it is the only candidate, no other create of the
 same request is in flight in this adapter (its answer could name that one), and the list was
 seen whole (at most :data:`MAX_PAGES` pages, cursors followed only on the API's own host).
-Otherwise nothing is adopted: with none the retry creates anew; with two or more (identical
-jobs at once, both made) the retry creates anew too, paying once more rather than sharing a
-prediction between two jobs.
+Otherwise nothing is adopted and the create's error is raised (retryable as before, its
+reason saying what the look found, never an input value): with none, or a list too long to
+see whole, the retry looks once more and then creates; with two or more (identical jobs at
+once, both made, or one still in flight) the retry creates anew at once, paying once more
+rather than sharing a prediction between two jobs.
 
 The limit the rule cannot pass: identical requests (same model, same input) sent by another
 process (another worker) in the same minute are indistinguishable from this one. If this
@@ -36,7 +38,10 @@ different inputs (a seed).
 A lost create whose prediction was not found (or whose list failed) is remembered by the
 adapter for :data:`REMEMBER_SECONDS`; the next create of the same request (the retry) looks
 once more before sending, since a prediction may show up late (a proxy that timed out while
-Replicate was still creating it).
+Replicate was still creating it). If that look cannot read the list (a 5xx, a 429, a broken
+connection), the create is not sent: a retryable error asks for a later try. The memory is
+the adapter's: a retry in another process (an Airflow task retried on another worker) does
+not have it, and creates anew if the first look found nothing.
 """
 
 from __future__ import annotations
