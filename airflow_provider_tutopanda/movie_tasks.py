@@ -270,7 +270,7 @@ def assemble(
 
 def publish_location(context: Mapping[str, Any], store_root: str) -> str:
     """Where this run publishes: ``[tutopanda] publish_uri`` rendered with the run's context
-    one path segment at a time (a value such as a run id ``../../x`` stays one folder below
+    (``ds``, ``run_id``, ``logical_date``, ``params``... and ``dag_id``) one path segment at a time (a value such as a run id ``../../x`` stays one folder below
     the template's prefix: see :func:`producers.pipeline.publish.render_location`), else
     ``published/<store run id>`` under the store.
 
@@ -284,8 +284,10 @@ def publish_location(context: Mapping[str, Any], store_root: str) -> str:
     if template is None:
         return f"{store_root.rstrip('/')}/published/{run_id}"
     task = context["task"]
+    # The run's context, and ``dag_id`` (Airflow 3's context has only the ``dag`` itself).
+    variables: Any = {"dag_id": context["dag"].dag_id, **context}
     try:
-        return render_location(template, lambda part: task.render_template(part, context))
+        return render_location(template, lambda part: task.render_template(part, variables))
     except Exception as error:  # a boundary: Jinja's errors, undefined names, our refusal
         refuse(ValueError(f"[tutopanda] publish_uri {template!r} does not render: {error}"))
 
