@@ -25,6 +25,7 @@ after its parts and the manifest last.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -268,6 +269,11 @@ def markdown_text(value: object) -> str:
     return "".join(f"\\{char}" if char in _MARKDOWN_SPECIAL else char for char in text)
 
 
+#: The names :func:`artefact_files` and :func:`publish_movie` write.
+_PUBLISHED_RE = re.compile(
+    r"(?:[a-z][a-z0-9_]{0,39}/[0-9]{2,}-[a-z][a-z0-9_]{0,39}(?:-[0-9]+)?"
+    r"|(?:artefacts/)?[a-z][a-z0-9_]{0,39}(?:-[0-9]+)?)\.[a-z0-9]{1,5}"
+)
 _NUMBERED_RE = re.compile(r"[^/]+/0*([0-9]+)-[^/]+")
 
 
@@ -317,6 +323,24 @@ def script_markdown(
 # -- publishing ------------------------------------------------------------------------------
 
 
+async def _earlier_files(destination: Destination) -> set[str]:
+    """The files the ``manifest.json`` already at ``destination`` lists as published there.
+
+    Only names this module could have written count (anything else in that file, which
+    anyone with write access to the destination could have edited, is ignored); an
+    unreadable manifest lists nothing.
+    """
+    data = await destination.read_bytes(MANIFEST_NAME)
+    try:
+        document = json.loads(data) if data else {}
+        listed = document["outputs"]["published"]["files"]
+    except (ValueError, TypeError, KeyError):
+        return set()
+    if not isinstance(listed, dict):
+        return set()
+    return {name for name in listed if isinstance(name, str) and _PUBLISHED_RE.fullmatch(name)}
+
+
 async def publish_movie(
     destination: Destination,
     store: ArtefactStore,
@@ -330,9 +354,10 @@ async def publish_movie(
     """Publish the run's human layout to ``destination``, then record it in the manifest.
 
     Writes every artefact of ``manifest.jobs`` (streamed from ``store``), ``script.md``,
-    ``timeline.svg``, ``movie.mp4``; then sets ``manifest.outputs["published"]``, saves the
-    manifest to the store and writes it as ``manifest.json`` (last: its presence means the
-    rest is there).
+    ``timeline.svg``, ``movie.mp4``; removes the files an earlier publish here listed in its
+    ``manifest.json`` that this one does not write (a re-run with fewer segments leaves no
+    stale image); then sets ``manifest.outputs["published"]``, saves the manifest to the
+    store and writes it as ``manifest.json`` (last: its presence means the rest is there).
 
     Args:
         destination: Where to publish.
@@ -353,6 +378,7 @@ async def publish_movie(
             if job.status == "succeeded" and isinstance(uri, str) and uri not in mime_types:
                 mime_types[uri] = (await store.describe(uri)).mime_type
     files = artefact_files(manifest.jobs, mime_types)
+    earlier = await _earlier_files(destination)
     written: list[PublishedFile] = []
     for relpath, uri in files.items():
         written.append(
@@ -372,6 +398,8 @@ async def publish_movie(
     written.append(
         await destination.put_stream(MOVIE_NAME, store.open(movie_uri), mime_type="video/mp4")
     )
+    for stale in sorted(earlier - {f.relpath for f in written} - {MANIFEST_NAME}):
+        await destination.delete(stale)
     published = PublishedMovie(
         dir=destination.root, movie=destination.location(MOVIE_NAME), files=tuple(written)
     )

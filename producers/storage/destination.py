@@ -126,6 +126,14 @@ class Destination(abc.ABC):
     async def read_bytes(self, relpath: str) -> bytes | None:
         """The bytes at ``relpath``, or None if nothing is there."""
 
+    @abc.abstractmethod
+    async def delete(self, relpath: str) -> None:
+        """Remove the object at ``relpath`` (nothing happens if there is none).
+
+        Raises:
+            ValueError: ``relpath`` is invalid (see :func:`check_relpath`).
+        """
+
 
 def _fsync_dir(path: Path) -> None:
     """Flush a directory entry to disk (best effort: not every platform allows it)."""
@@ -200,6 +208,11 @@ class LocalDestination(Destination):
                 return None
 
         return await asyncio.to_thread(read)
+
+    async def delete(self, relpath: str) -> None:
+        """Remove the file (see :meth:`Destination.delete`); its empty folders stay."""
+        path = Path(self.location(relpath))
+        await asyncio.to_thread(path.unlink, missing_ok=True)
 
 
 class S3Destination(Destination):
@@ -319,6 +332,11 @@ class S3Destination(Destination):
                 body.close()
 
         return await asyncio.to_thread(read)
+
+    async def delete(self, relpath: str) -> None:
+        """Remove the object (see :meth:`Destination.delete`)."""
+        key = self.key(relpath)
+        await asyncio.to_thread(lambda: self.client.delete_object(Bucket=self.bucket, Key=key))
 
 
 def open_destination(uri_or_path: str, *, s3_client: Any | None = None) -> Destination:

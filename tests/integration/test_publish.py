@@ -126,6 +126,39 @@ def test_a_rerun_rewrites_the_same_names_with_the_same_bytes(tmp_path: Path) -> 
     assert {n for n in elsewhere if elsewhere[n] != before[n]} == {"manifest.json"}
 
 
+def test_a_smaller_movie_published_over_a_larger_one_leaves_no_stale_file(
+    tmp_path: Path,
+) -> None:
+    out, store = tmp_path / "out", tmp_path / "store"
+    (tmp_path / "keep").mkdir()
+    assert (
+        movie("--topic", "Tides", "--segments", "2", "--store", str(store), "--output", str(out))[0]
+        == 0
+    )
+    assert (out / "images" / "02-image.png").is_file()
+    mine = out / "images" / "notes.txt"
+    mine.write_text("a file of the user's, never listed by a publish")
+    # A manifest edited to list names outside the layout's own: they are never deleted.
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["outputs"]["published"]["files"].update(
+        {"../keep": "x", "images/notes.txt": "x", "/etc/passwd": "x"}
+    )
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    code, _, stderr = movie(
+        "--topic", "Moss", "--segments", "1", "--store", str(store), "--output", str(out)
+    )
+    assert code == 0, stderr
+    names = set(files_of(out))
+    assert "images/01-image.png" in names and "images/02-image.png" not in names
+    assert (
+        "narration/02-narration.wav" not in names
+        and "image_prompts/02-image_prompt.txt" not in names
+    )
+    assert mine.is_file() and (tmp_path / "keep").is_dir()
+    listed = json.loads((out / "manifest.json").read_text())["outputs"]["published"]["files"]
+    assert set(listed) == names - {"manifest.json", "images/notes.txt"}
+
+
 def test_the_default_output_is_movies_and_the_run_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
