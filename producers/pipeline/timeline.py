@@ -186,7 +186,13 @@ def timeline_svg(timeline: Timeline) -> str:
         seconds = f"{segment.duration:.1f} s"
         kind = segment.visual_kind
         block(0, segment.start, segment.duration, _SVG_COLOURS[kind], f"{number} {kind} {seconds}")
-        block(1, segment.start, segment.duration, _SVG_COLOURS["narration"], f"{number} narration {seconds}")
+        block(
+            1,
+            segment.start,
+            segment.duration,
+            _SVG_COLOURS["narration"],
+            f"{number} narration {seconds}",
+        )
     if timeline.music_uri is not None:
         block(2, 0.0, total, _SVG_COLOURS["music"], f"music {total:.1f} s")
     step = next((s for s in _SVG_TICK_STEPS if total / s <= 12), _SVG_TICK_STEPS[-1])
