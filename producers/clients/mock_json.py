@@ -29,11 +29,9 @@ _DEFAULT_ARRAY_ITEMS = 3
 _MAX_DEPTH = 48
 #: How many times one ``$ref`` may be open at once before recursion goes minimal.
 _MAX_REF_REPEATS = 1
-_TOPIC_WORDS = 6
 _CLOSING = "This placeholder text was written by the mock provider, not by a model."
 _UNSUPPORTED = ("not", "if", "then", "else", "$dynamicRef", "$recursiveRef")
 _CAMEL_RE = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
-_WORD_RE = re.compile(r"[\w'\u2019-]+", re.UNICODE)
 _TYPE_HINTS = (
     ("object", ("properties", "additionalProperties", "required", "minProperties")),
     ("array", ("items", "prefixItems", "minItems", "maxItems", "contains")),
@@ -53,6 +51,8 @@ class _Context:
     indices: tuple[int, ...]
     refs: tuple[str, ...]
     minimal: bool
+    #: The length of each array in ``indices`` (parallel to it).
+    sizes: tuple[int, ...] = ()
 
     def child(
         self,
@@ -60,6 +60,7 @@ class _Context:
         *,
         name: str | None = None,
         index: int | None = None,
+        size: int | None = None,
         ref: str | None = None,
     ) -> _Context:
         """Return the context one step deeper in the schema."""
@@ -71,6 +72,7 @@ class _Context:
             indices=(*self.indices, index) if index is not None else self.indices,
             refs=refs,
             minimal=minimal,
+            sizes=(*self.sizes, size or 1) if index is not None else self.sizes,
         )
 
     @property
@@ -89,8 +91,7 @@ class _Generator:
 
     def __init__(self, root: Mapping[str, Any] | bool, seed_text: str) -> None:
         self.root = root
-        words = _WORD_RE.findall(seed_text)
-        self.topic = " ".join(words[:_TOPIC_WORDS]) if words else "the topic"
+        self.story = _Story.of(seed_text)
         self.seed = seed_text
 
     def fail(self, ctx: _Context, message: str) -> ValueError:
@@ -308,7 +309,7 @@ class _Generator:
                 sub, segment = prefix[i], f"prefixItems/{i}"
             else:
                 sub, segment = items, "items"
-            result.append(self.build(sub, ctx.child(segment, index=i)))
+            result.append(self.build(sub, ctx.child(segment, index=i, size=count)))
         return result
 
     def string(self, schema: Mapping[str, Any], ctx: _Context) -> str:
@@ -344,9 +345,9 @@ class _Generator:
         raise self.fail(ctx, f"cannot build a string for format {fmt!r} within the length bounds")
 
     def text(self, ctx: _Context) -> str:
-        """Return ``"<Name> <n> about <topic>"`` for the current property and array position."""
-        label = _humanize(ctx.name) or "Value"
-        return f"{label} {ctx.ordinal} about {self.topic}"
+        """Return the story's text for the property's role (title, narration, visual) at this
+        array position, else ``"<Name> <n> about <subject>"``."""
+        return self.story.text(ctx)
 
     def integer(self, schema: Mapping[str, Any], ctx: _Context) -> int:
         """Build an integer within the bounds, varying with the array index when room allows."""
@@ -658,6 +659,240 @@ def _formatted(fmt: str, ctx: _Context, seed: str) -> str | None:
     return values.get(fmt)
 
 
+# ----- the story: what a mock script says about its subject ----------------------------
+
+#: Words before a colon that announce the subject ("... about: X", "Topic: X").
+_SUBJECT_LABEL_RE = re.compile(r"(?i)\b(?:about|topic|subject|theme)\s*:[ \t]*(?P<rest>[^\n]+)")
+_ABOUT_RE = re.compile(r"(?i)\babout\s+")
+_SUBJECT_WORDS = 16
+_SUBJECT_CHARS = 160
+_QUOTES = " \t\"'`\u201c\u201d\u2018\u2019"
+_QUESTION_WORDS = frozenset({"how", "why", "what", "when", "where", "who", "which", "whose"})
+_DO = frozenset({"do", "does", "did"})
+_BE = frozenset({"is", "are", "was", "were"})
+_INSTRUCTIONS = frozenset(
+    {"explain", "describe", "write", "tell", "show", "teach", "summarize", "summarise"}
+)
+_LOWER_FIRST = _QUESTION_WORDS | _DO | _BE | {"the", "a", "an", "whether", "can", "should"}
+_SMALL_WORDS = frozenset(
+    {"a", "an", "the", "and", "but", "or", "nor", "for", "of", "on", "in", "to", "at", "by"}
+    | {"with", "from", "as", "into", "vs"}
+)
+_ROLE_WORDS: dict[str, frozenset[str]] = {
+    "title": frozenset({"title", "headline", "heading", "name", "label"}),
+    "visual": frozenset(
+        {"visual", "visuals", "image", "picture", "illustration", "shot", "scene", "camera"}
+        | {"prompt", "imagery", "frame", "drawing", "artwork"}
+    ),
+    "narration": frozenset(
+        {"narration", "narrator", "voiceover", "voice", "script", "text", "line", "lines"}
+        | {"caption", "subtitle", "speech", "dialogue", "dialog", "spoken", "summary", "body"}
+        | {"content", "paragraph", "sentence", "answer", "explanation", "description"}
+    ),
+}
+_OPENING_QUESTION = "{question} Let's find out, one step at a time."
+_OPENING = "Let's look at {about}, one step at a time."
+_CLOSING_LINE = "And that is {about}, in short: a few simple steps that explain a lot."
+_NARRATION_BEATS = (
+    "To understand {about}, start with the basics: what is involved, and what each part does.",
+    "Next, the key step: the one change that sets everything in motion when it comes to {about}.",
+    "A closer look shows the details behind {about}: small causes that add up to a big effect.",
+    "A real-world example helps to picture {about}, and to see it happen.",
+    "Scientists learn about {about} by measuring, modelling and watching closely.",
+)
+_OPENING_VISUAL = (
+    "A bold, inviting title picture illustrating {about}, bright colours, clean illustrated style"
+)
+_CLOSING_VISUAL = (
+    "A calm closing picture summing up {about} in one simple image, soft evening light"
+)
+_VISUAL_BEATS = (
+    "A clear labelled diagram illustrating {about}, its basic parts side by side, clean "
+    "illustrated style",
+    "A dramatic close-up illustrating {about} at its key moment, arrows showing the movement, "
+    "warm light",
+    "A detailed cut-away view illustrating {about}, small parts magnified, soft studio light",
+    "A real-world scene illustrating {about}, people watching from a safe distance, natural "
+    "daylight",
+    "A field scene of scientists studying {about} with instruments and notebooks, documentary "
+    "style",
+)
+_TITLE_BEATS = ("The basics", "The key step", "A closer look", "A real example", "How we know")
+
+
+def _clean_subject(text: str, max_words: int = _SUBJECT_WORDS) -> str:
+    """``text`` as a subject: one line of words, no wrapping quotes or trailing full stop,
+    at most ``max_words`` words (and ``_SUBJECT_CHARS`` characters at the default)."""
+    subject = " ".join(text.split()[:max_words])
+    if max_words == _SUBJECT_WORDS and len(subject) > _SUBJECT_CHARS:
+        subject = subject[:_SUBJECT_CHARS].rsplit(" ", 1)[0]
+    subject = subject.strip(_QUOTES)
+    return subject.rstrip(" .,;:").strip(_QUOTES)
+
+
+def _drop_trailing_aside(text: str) -> str:
+    """``text`` without a parenthesised aside at its very end (``... (narration: "...")``)."""
+    stripped = text.rstrip()
+    if not stripped.endswith(")"):
+        return text
+    depth = 0
+    for i in range(len(stripped) - 1, -1, -1):
+        depth += {")": 1, "(": -1}.get(stripped[i], 0)
+        if depth == 0:
+            head = stripped[:i].rstrip()
+            return head if head else text
+    return text
+
+
+def subject_of(prompt: str, *, about: bool = True, max_words: int = _SUBJECT_WORDS) -> str:
+    """The subject a prompt asks about, for mock answers that tell its story.
+
+    In order: the rest of the line after a labelled colon (``"... script about: X"``,
+    ``"Topic: X"``); else the text after the last ``": "`` once a trailing parenthesised
+    aside is set apart (``"Scene 1: X (narration: ...)"`` gives X); else, with ``about``,
+    the text after the last ``"about "``; else the prompt itself.
+
+    Args:
+        prompt: The rendered prompt (what the model would read).
+        about: Whether ``"... about X"`` counts as naming the subject.
+        max_words: The subject is cut to this many words.
+
+    Returns:
+        The subject, or ``""`` for an empty prompt.
+    """
+
+    def clean(text: str) -> str:
+        return _clean_subject(text, max_words)
+
+    labelled = _SUBJECT_LABEL_RE.search(prompt)
+    if labelled is not None and clean(labelled.group("rest")):
+        return clean(labelled.group("rest"))
+    body = _drop_trailing_aside(prompt)
+    if ": " in body and clean(body.rsplit(": ", 1)[1]):
+        return clean(body.rsplit(": ", 1)[1])
+    if about:
+        matches = list(_ABOUT_RE.finditer(body))
+        if matches and clean(body[matches[-1].end() :]):
+            return clean(body[matches[-1].end() :])
+    return clean(body)
+
+
+def _about_phrase(subject: str) -> str:
+    """``subject`` as something one can look at: ``"how volcanoes erupt"`` for ``"How do
+    volcanoes erupt?"``, ``"the water cycle"`` for ``"The water cycle"``; a question it cannot
+    turn around is quoted."""
+    words = subject.rstrip("?!. ").split()
+    if len(words) > 1 and words[0].lower() in _INSTRUCTIONS:
+        words = words[1:]
+        if len(words) > 1 and words[0].lower() == "about":
+            words = words[1:]
+    if not words:
+        return "the topic"
+    first, second = words[0].lower(), words[1].lower() if len(words) > 1 else ""
+    if len(words) > 2 and first in _QUESTION_WORDS and second in _DO:
+        return " ".join([first, *words[2:]])  # how do volcanoes erupt -> how volcanoes erupt
+    if len(words) > 2 and first in {"what", "who", "which", "where", "when"} and second in _BE:
+        return " ".join([first, *words[2:], second])  # what is X -> what X is
+    if 3 < len(words) <= 7 and first in {"why", "how"} and second in _BE:
+        # why is the sky blue -> why the sky is blue (the last word taken as the predicate)
+        return " ".join([first, *words[2:-1], second, words[-1]])
+    if len(words) > 1 and first in _DO:
+        return " ".join(["whether", *words[1:]])  # do fish sleep -> whether fish sleep
+    asks = subject.rstrip().endswith("?") or first in _DO | _BE | {"can", "should"}
+    if asks and (first not in _QUESTION_WORDS or second in _BE | {"can", "should", "would"}):
+        question = subject.rstrip(" ?!.") + "?"
+        return f"the question \u201c{question[0].upper()}{question[1:]}\u201d"
+    sentence_case = len(words) > 1 and not any(c.isupper() for w in words[1:] for c in w)
+    if first in _LOWER_FIRST or (sentence_case and words[0][1:].islower()):
+        words = [first, *words[1:]]  # "Black holes" -> "black holes"; "Mars" stays
+    # A colon inside would read as a label to the next prompt (see subject_of).
+    return " ".join(words).replace(": ", " \u2014 ")
+
+
+def _title_case(subject: str) -> str:
+    """``subject`` in title case (small words lower, words with capitals inside kept)."""
+    result: list[str] = []
+    for i, word in enumerate(subject.split()):
+        if any(c.isupper() for c in word[1:]):
+            result.append(word)
+        elif i > 0 and word.lower() in _SMALL_WORDS:
+            result.append(word.lower())
+        else:
+            result.append(word[:1].upper() + word[1:])
+    return " ".join(result)
+
+
+def _role(name: str) -> str | None:
+    """The story role of a property name (``"title"``, ``"visual"``, ``"narration"``)."""
+    words = {w.lower() for w in _humanize(name).split()}
+    for role in ("visual", "title", "narration"):  # visual_description is visual
+        if words & _ROLE_WORDS[role]:
+            return role
+    return None
+
+
+@dataclass(frozen=True)
+class _Story:
+    """A short explainer about one subject: what each kind of string in the answer says."""
+
+    subject: str
+    about: str
+
+    @classmethod
+    def of(cls, seed_text: str) -> _Story:
+        """The story of the subject of ``seed_text`` (see :func:`subject_of`)."""
+        subject = subject_of(seed_text)
+        words = subject.split()
+        if len(words) > 1 and words[0].lower() in _INSTRUCTIONS:  # "Explain X" is about X
+            subject = " ".join(words[1:])
+        return cls(subject=subject, about=_about_phrase(subject) if subject else "the topic")
+
+    @property
+    def title(self) -> str:
+        """The movie's title, marked as mock."""
+        base = _title_case(self.subject) if self.subject else "An Explainer"
+        return f"{base} (mock)"
+
+    def text(self, ctx: _Context) -> str:
+        """The string for ``ctx``: by the property's role and its place in its array."""
+        role = _role(ctx.name)
+        index = ctx.index
+        size = ctx.sizes[-1] if ctx.sizes else 1
+        nested = len(ctx.indices) > 1
+        if role is None:
+            label = _humanize(ctx.name) or "Value"
+            return f"{label} {ctx.ordinal} about {self.about}"
+        if role == "title":
+            if not ctx.indices:
+                return self.title
+            return f"{ctx.ordinal}. {self._beat(_TITLE_BEATS, 'Introduction', 'In short', index, size)[0]}"
+        if role == "visual":
+            beat, cycle = self._beat(_VISUAL_BEATS, _OPENING_VISUAL, _CLOSING_VISUAL, index, size)
+            text = beat.format(about=self.about)
+            return f"{text}, part {ctx.ordinal}" if cycle or nested else text
+        if self.subject.endswith("?"):
+            opening = _OPENING_QUESTION.format(question=self.subject[0].upper() + self.subject[1:])
+        else:
+            opening = _OPENING.format(about=self.about)
+        if size == 1 and not nested:
+            return opening
+        beat, cycle = self._beat(_NARRATION_BEATS, opening, _CLOSING_LINE, index, size)
+        text = beat.format(about=self.about)
+        return f"Part {ctx.ordinal}. {text}" if cycle or nested else text
+
+    @staticmethod
+    def _beat(
+        body: tuple[str, ...], opening: str, closing: str, index: int, size: int
+    ) -> tuple[str, int]:
+        """The beat at ``index`` of ``size``: the opening, a body beat, or the closing; and
+        how many times the body beats went round before it (0 the first time)."""
+        if index == 0:
+            return opening, 0
+        if index == size - 1:
+            return closing, 0
+        return body[(index - 1) % len(body)], (index - 1) // len(body)
+
+
 def instance_for(schema: Mapping[str, Any], *, seed_text: str = "") -> Any:
     """Build a deterministic JSON value that validates against ``schema``.
 
@@ -698,8 +933,10 @@ def instance_for(schema: Mapping[str, Any], *, seed_text: str = "") -> Any:
 def text_for(prompt: str, *, max_words: int = 60) -> str:
     """Return a deterministic, plausible mock answer to ``prompt``.
 
-    The answer is ``"Mock answer:"``, then the prompt's words, then a fixed closing
-    sentence, all cut to ``max_words`` words.
+    The answer is ``"Mock answer:"``, then the prompt's subject (see :func:`subject_of`, without
+    the ``"about "`` rule: the scene after ``"Scene 1: "``, the text after ``"about: "``, else
+    the whole prompt), then a fixed closing sentence, all cut to ``max_words`` words. So the
+    mock answer to an image-prompt request is the scene it describes.
 
     Args:
         prompt: The prompt being answered.
@@ -709,7 +946,9 @@ def text_for(prompt: str, *, max_words: int = 60) -> str:
         The answer text.
     """
     limit = max(1, max_words)
-    words = prompt.split() or ["(empty", "prompt)"]
+    subject = subject_of(prompt, about=False, max_words=limit)
+    words = subject.split() or ["(empty", "prompt)"]
+    words[0] = words[0][:1].upper() + words[0][1:]
     closing = _CLOSING.split()
     answer = ["Mock", "answer:", *words]
     if answer[-1][-1:] not in ".!?":
