@@ -4,7 +4,9 @@
 the kind structured-output APIs accept: objects, arrays, strings, numbers, booleans, null,
 enums and consts, type lists, ``anyOf``/``oneOf``/``allOf`` and local ``$ref``. The
 result is checked with ``jsonschema`` before it is returned, so a schema the generator
-misreads raises ``ValueError`` instead of yielding an invalid mock.
+misreads raises ``ValueError`` instead of yielding an invalid mock. Its strings tell a short
+explainer about the prompt's subject (a movie script about the topic reads like one, marked
+"(mock)" in its title); ``text_for`` answers with the prompt's subject.
 """
 
 from __future__ import annotations
@@ -897,16 +899,20 @@ def instance_for(schema: Mapping[str, Any], *, seed_text: str = "") -> Any:
     """Build a deterministic JSON value that validates against ``schema``.
 
     Objects get every property listed in ``properties``, in order; arrays get ``minItems``
-    items (3 if unset) capped by ``maxItems``; strings read like ``"Narration 2 about
-    <first words of seed_text>"`` and differ per array index; enums give their first value
-    (the value at the array index, within arrays); numbers respect bounds and
+    items (3 if unset) capped by ``maxItems``; strings tell a short explainer about the
+    subject of ``seed_text`` (:func:`subject_of`): by the property's name, a title (``"How Do
+    Volcanoes Erupt? (mock)"``; numbered beat titles inside arrays), narration (an opening,
+    body beats, a closing, by the position in the array) or a scene description illustrating
+    the subject; other strings read ``"<Name> <n> about <subject>"``. Strings differ per
+    array index; enums give their first value (the value at the array index, within arrays);
+    numbers respect bounds and
     ``multipleOf``; type lists, ``anyOf`` and ``oneOf`` take the first non-null branch;
     ``allOf`` is merged; ``$ref`` may point anywhere inside the schema (``#/$defs/...``,
     ``#/definitions/...``, ``#``), and recursion stops at optional properties and arrays.
 
     Args:
         schema: A JSON Schema (Draft 2020-12; Draft 7 ``definitions`` work too).
-        seed_text: Text the value is about (the prompt); its first words go into strings.
+        seed_text: Text the value is about (the prompt); its subject goes into strings.
 
     Returns:
         A JSON-compatible value (dict, list, str, int, float, bool or None).
