@@ -905,8 +905,8 @@ def instance_for(schema: Mapping[str, Any], *, seed_text: str = "") -> Any:
     body beats, a closing, by the position in the array) or a scene description illustrating
     the subject; other strings read ``"<Name> <n> about <subject>"``. Strings differ per
     array index; enums give their first value (the value at the array index, within arrays);
-    numbers respect bounds and
-    ``multipleOf``; type lists, ``anyOf`` and ``oneOf`` take the first non-null branch;
+    numbers respect bounds and ``multipleOf``; type lists, ``anyOf`` and ``oneOf`` take the
+    first non-null branch;
     ``allOf`` is merged; ``$ref`` may point anywhere inside the schema (``#/$defs/...``,
     ``#/definitions/...``, ``#``), and recursion stops at optional properties and arrays.
 
