@@ -21,11 +21,14 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from airflow_provider_tutopanda import pools
+from tests.system import distributed
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
 COMPOSE = DOCKER / "compose.yaml"
 ENV_EXAMPLE = DOCKER / ".env.example"
+#: The Airflow settings every Airflow container runs with, shared with the distributed test.
+AIRFLOW_ENV = DOCKER / "airflow.env"
 DOCKERFILE = DOCKER / "Dockerfile"
 MAKE_TARGET = "install-system"
 
@@ -130,6 +133,15 @@ def compose(raw: dict[str, Any]) -> dict[str, Any]:
     return interpolate(raw, filled_env())
 
 
+def effective_env(spec: dict[str, Any]) -> dict[str, str]:
+    """A service's environment as compose gives it: its env files, then ``environment``."""
+    env: dict[str, str] = {}
+    for name in spec.get("env_file", []):
+        env.update(distributed.read_env_file(COMPOSE.parent / name))
+    env.update({k: str(v) for k, v in spec.get("environment", {}).items()})
+    return env
+
+
 def airflow_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         name: spec
@@ -207,7 +219,8 @@ def test_airflow_services_share_the_image_and_the_executor(
     for name, spec in services.items():
         assert spec["image"] == common["image"], name
         assert spec["build"] == common["build"], name
-        assert spec["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
+        assert spec["env_file"] == ["airflow.env"], name
+        assert effective_env(spec)["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         for key in SHARED_SETTINGS:
             assert spec["environment"][key] == common["environment"][key], (name, key)
         # DAGs are baked into the image: no bind mount may hide them.
@@ -289,6 +302,77 @@ def test_provider_connections_come_from_the_env_file(raw: dict[str, Any]) -> Non
         assert env[conn] == f"${{{conn}:-}}"
 
 
+# -- one source for compose and the distributed system test -------------------------------
+
+
+def test_the_shared_settings_file_holds_constants_compose_does_not_repeat(
+    raw: dict[str, Any],
+) -> None:
+    shared = distributed.read_env_file(AIRFLOW_ENV)
+    assert shared["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert shared["AIRFLOW__LOGGING__REMOTE_LOGGING"] == "true"
+    assert shared["AIRFLOW__TUTOPANDA__PRELOAD_SDK"] == "true"
+    # Constants only: no interpolation, secret or address (those are per deployment).
+    for key, value in shared.items():
+        assert "$" not in value and "://" not in value, key
+        assert not re.search(r"PASSWORD|SECRET|FERNET|_CONN$|_CONN_ASYNC$|BROKER|BACKEND", key), key
+    # Set in one place: compose's own environment repeats none of them.
+    assert set(shared) & set(raw["x-airflow-common"]["environment"]) == set()
+    assert raw["x-airflow-common"]["env_file"] == ["airflow.env"]
+
+
+def test_compose_and_the_distributed_test_run_the_same_commands(raw: dict[str, Any]) -> None:
+    services = raw["services"]
+    for name, command in distributed.SERVICE_COMMANDS.items():
+        assert tuple(str(services[name]["command"]).split()) == command, name
+    assert set(distributed.SERVICE_COMMANDS) == {
+        name for name in airflow_services(raw) if name not in ("airflow-init", "airflow-cli")
+    } - {"flower"}
+    # The test's init runs airflow-init's commands, in the same order.
+    lines = [line.strip() for line in "\n".join(services["airflow-init"]["command"]).splitlines()]
+    positions = [lines.index(" ".join(command)) for command in distributed.INIT_COMMANDS]
+    assert positions == sorted(positions), lines
+
+
+def test_the_distributed_test_runs_with_the_shared_settings(
+    tmp_path: Path, compose: dict[str, Any]
+) -> None:
+    shared = distributed.read_env_file(AIRFLOW_ENV)
+    database = "postgresql+psycopg://postgres@127.0.0.1:5432/tp_distributed_x"
+    system = distributed.DistributedAirflow(
+        tmp_path, database, "redis://127.0.0.1:6379/13", dag_files=[]
+    )
+    hosts = [
+        system.add_host(service, service, *(["--queues", "q"] if "worker" in service else []))
+        for service in distributed.SERVICE_COMMANDS
+    ]
+    for host in hosts:
+        assert {k: host.env[k] for k in shared} == shared, host.name
+        assert (
+            host.args[: len(distributed.SERVICE_COMMANDS[host.service])]
+            == (distributed.SERVICE_COMMANDS[host.service])
+        )
+        assert host.env["AIRFLOW_HOME"] == str(tmp_path / host.name)
+    # The test only adds speed-ups; it never changes a shared setting.
+    assert set(distributed.TEST_SPEEDUPS) & set(shared) == set()
+    # The addresses and secrets compose sets, the test sets too (its own values), and the
+    # executor talks to the same kinds of services.
+    compose_env = compose["x-airflow-common"]["environment"]
+    deployment = {k for k in compose_env if k.startswith("AIRFLOW__")} - {
+        "AIRFLOW__CORE__AUTH_MANAGER",  # FAB in the official image; the venv's default here
+        "AIRFLOW__LOGGING__REMOTE_BASE_LOG_FOLDER",  # the test's bucket, set by the test
+    }
+    env = hosts[0].env
+    assert deployment <= set(env), deployment - set(env)
+    for key, scheme in (
+        ("AIRFLOW__CELERY__BROKER_URL", "redis://"),
+        ("AIRFLOW__CELERY__RESULT_BACKEND", "db+postgresql"),
+        ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "postgresql+"),
+    ):
+        assert compose_env[key].startswith(scheme) and env[key].startswith(scheme), key
+    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].endswith("/execution/")
+
+
 def _docker_compose() -> list[str] | None:
     """``docker compose`` (the plugin), else a standalone ``docker-compose``; None if neither runs."""
     candidates = []
@@ -311,6 +395,8 @@ def _docker_compose() -> list[str] | None:
 def test_docker_compose_config(tmp_path: Path) -> None:
     command = _docker_compose()
     if command is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI installs docker-compose (.ci/run): the compose file is checked there")
         pytest.skip("neither docker compose nor docker-compose is installed here")
     env_file = tmp_path / "filled.env"
     env_file.write_text("".join(f"{k}={v!r}\n" for k, v in filled_env().items()))
@@ -326,6 +412,20 @@ def test_docker_compose_config(tmp_path: Path) -> None:
         env=clean,
     )
     assert ok.returncode == 0, ok.stderr
+    # As compose resolves it: every Airflow service runs with the shared settings file.
+    resolved = subprocess.run(
+        [*base, "--env-file", str(env_file), "config"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+        env=clean,
+    )
+    services = yaml.safe_load(resolved.stdout)["services"]
+    shared = distributed.read_env_file(AIRFLOW_ENV)
+    for name, spec in airflow_services({"services": services}).items():
+        env = {k: str(v) for k, v in spec["environment"].items()}
+        assert {k: env.get(k) for k in shared} == shared, name
     missing = subprocess.run(
         [*base, "--env-file", str(ENV_EXAMPLE), "config", "--quiet"],
         capture_output=True,
