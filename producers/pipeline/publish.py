@@ -92,6 +92,8 @@ EXTENSIONS: Mapping[str, str] = {
 #: The folder of a role's per-segment artefacts, where it is not the role's own name.
 FOLDERS: Mapping[str, str] = {"image": "images", "image_prompt": "image_prompts"}
 _ROLE_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+#: The longest rendered path segment :func:`safe_segment` keeps as it is.
+MAX_PLAIN_SEGMENT = 200
 _SAFE_SEGMENT_RE = re.compile(r"[^A-Za-z0-9._-]")
 #: Characters a backslash keeps literal in Markdown (CommonMark, GFM) and HTML. Text never
 #: starts a line in script.md (a label precedes it), so line-start markers (``-``, ``+``,
@@ -173,13 +175,14 @@ def artefact_files(jobs: Iterable[JobRecord], mime_types: Mapping[str, str]) -> 
 def safe_segment(value: str) -> str:
     """One path segment from rendered text that may come from anyone (a run id).
 
-    A name of ``[A-Za-z0-9._-]`` (not ``.`` or ``..``) stays as it is. Anything else has
-    each other character (``/`` included) replaced by ``_`` and ends in ``~`` and 12 hex
-    digits of the text's SHA-256: a plain name never holds ``~``, so a cleaned segment
-    cannot equal a plain one, and two different texts do not share a segment.
+    A name of ``[A-Za-z0-9._-]`` not starting with ``.`` and at most
+    :data:`MAX_PLAIN_SEGMENT` long stays as it is. Anything else has each other character
+    (``/`` and ``.`` included) replaced by ``_``, is cut to 100 characters and ends in ``~``
+    and 12 hex digits of the text's SHA-256: a plain name never holds ``~``, so a cleaned
+    segment cannot equal a plain one, and two different texts do not share a segment.
     """
     text = str(value)
-    if is_valid_name(text):
+    if is_valid_name(text) and not text.startswith(".") and len(text) <= MAX_PLAIN_SEGMENT:
         return text
     readable = _SAFE_SEGMENT_RE.sub("_", text)[:100].replace(".", "_")
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:12]

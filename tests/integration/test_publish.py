@@ -306,10 +306,13 @@ def test_a_hostile_run_id_stays_one_folder_below_the_prefix(run_id: str) -> None
 
 
 def test_cleaned_segments_never_collide_with_plain_ones_or_each_other() -> None:
-    names = ["a:b", "a_b", "a/b", "a?b", "a_b~" + "0" * 12, "..", "__"]
+    names = ["a:b", "a_b", "a/b", "a?b", "a_b~" + "0" * 12, "..", "__", ".x", "_x", "a" * 300]
     cleaned = [safe_segment(name) for name in names]
     assert len(set(cleaned)) == len(names)
     assert safe_segment("a_b") == "a_b" and "~" in safe_segment("a:b")
+    for cleaned_name in cleaned:
+        check_relpath(cleaned_name)  # every one is a valid published folder name
+        assert len(cleaned_name) <= 200
 
 
 def test_an_empty_rendered_part_is_refused() -> None:
