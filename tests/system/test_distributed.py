@@ -316,8 +316,31 @@ def test_the_movie_survives_a_killed_worker_and_a_killed_triggerer(
         replicate_fake.prediction(pid)["status"] for pid in replicate_fake.prediction_ids
     ]
     assert {"starting", "processing"} & set(in_progress), "killed mid-wait, not after it"
+    orphaned = {
+        int(i) for i, host in _deferred_on(system, run_id, "image") if host == victim_triggerer
+    }
     system.kill_host(str(victim_triggerer))
-    killed_triggerer_at = time.monotonic()
+    survivor = ({"triggerer-1", "triggerer-2"} - {str(victim_triggerer)}).pop()
+
+    # The survivor takes the dead triggerer's image triggers over (once its heartbeat is
+    # stale) and fires them: only a live triggerer can.
+    def taken_over() -> bool:
+        rows = system.query(
+            "SELECT map_index, state FROM task_instance WHERE dag_id = %s AND run_id = %s "
+            "AND task_id = 'image'",
+            (DAG_ID, run_id),
+        )
+        on_survivor = {
+            int(i) for i, host in _deferred_on(system, run_id, "image") if host == survivor
+        }
+        return all(i in on_survivor or state != "deferred" for i, state in rows if i in orphaned)
+
+    system.wait_until(
+        "the surviving triggerer to take the image triggers over",
+        taken_over,
+        timeout=60,
+        expected_dead=[str(victim_triggerer)],
+    )
 
     # 2. The worker dies while collecting an image (its download held by the fake).
     collecting = system.wait_until(
@@ -349,8 +372,8 @@ def test_the_movie_survives_a_killed_worker_and_a_killed_triggerer(
         assert killed_try["hostname"] == "worker-1"
         assert max(t["try_number"] for t in ended) > try_number, ended
         assert ended[-1]["state"] == "success", ended
-    # The surviving triggerer took over; the killed one made no trigger fire after its death.
-    assert killed_triggerer_at - started > 0
+    assert orphaned, "the killed triggerer was running an image trigger"
+    assert not system.hosts[str(victim_triggerer)].alive()
 
     # The movie was rendered on a host that made none of the images.
     (assemble,) = [t for t in tries if t["task_id"] == "assemble"]
