@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from opentelemetry.trace import StatusCode
 from rich.table import Table
 
 from producers import __version__
@@ -272,10 +273,16 @@ def produce(
             await close_clients(deps.shared_clients or {})
         return outcome, await manifest.save(store_obj), refused
 
-    try:
-        outcome, manifest_uri, refused = asyncio.run(go())
-    except KeyboardInterrupt:
-        raise fail("interrupted", 130) from None
+    # One ``tutopanda.produce`` span: the job's tries (one span each) are its children.
+    attributes = {"tutopanda.mode": run_mode, "tutopanda.run.id": run_id}
+    with traced_command("tutopanda.produce", attributes) as span:
+        try:
+            outcome, manifest_uri, refused = asyncio.run(go())
+        except KeyboardInterrupt:
+            raise fail("interrupted", 130) from None
+        if isinstance(outcome, ProviderError) and span.is_recording():
+            span.set_status(StatusCode.ERROR, outcome.code.value)
+            span.set_attribute("error.type", outcome.code.value)
     if isinstance(outcome, ProviderError):
         if as_json:
             out.print_json(

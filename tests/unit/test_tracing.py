@@ -381,8 +381,10 @@ def test_the_cli_exports_its_spans_over_otlp_http_when_an_endpoint_is_set(
         for resource_spans in request.resource_spans:
             resource = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
             for scope in resource_spans.scope_spans:
-                exported += [(resource["service.name"], s.name) for s in scope.spans]
-    assert len(exported) == 1  # flushed on exit, not lost in the batch
-    ((service, name),) = exported
-    assert service == "tutopanda-cli" and name.startswith("tutopanda.job ")
+                exported += [(resource["service.name"], s) for s in scope.spans]
+    # flushed on exit, not lost in the batch: the command's span and its job's, its child
+    assert {service for service, _ in exported} == {"tutopanda-cli"}
+    by_name = {span.name.split(" ")[0]: span for _, span in exported}
+    assert len(exported) == 2 and set(by_name) == {"tutopanda.produce", "tutopanda.job"}
+    assert by_name["tutopanda.job"].parent_span_id == by_name["tutopanda.produce"].span_id
     assert not any(PROMPT.encode() in body for body in _Collector.bodies)
