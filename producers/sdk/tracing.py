@@ -25,6 +25,7 @@ call is a no-op. A client that exports spans configures a provider (the CLI:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
@@ -163,11 +164,6 @@ class JobTrace:
     def name(self) -> str:
         """The span's name: ``tutopanda.job <role or job id>``."""
         return f"{SPAN_PREFIX} {_role(self.request)}"
-
-    @property
-    def is_open(self) -> bool:
-        """True while :meth:`span` is open."""
-        return self._span is not None
 
     def _attributes(self, where: str | None) -> dict[str, Any]:
         request = self.request
@@ -384,10 +380,10 @@ class JobTrace:
             return
         if isinstance(error, GeneratorExit):
             return
-        name = type(error).__name__
-        if name == "CancelledError":  # the caller stopped waiting: not the job's failure
+        if isinstance(error, asyncio.CancelledError):  # the caller stopped: not a failure
             span.set_attribute("tutopanda.interrupted", True)
             return
+        name = type(error).__name__
         span.set_attribute("error.type", name)
         self._exception(span, error, name)
         span.set_status(Status(StatusCode.ERROR, name))

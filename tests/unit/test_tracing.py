@@ -4,6 +4,7 @@ events, no secret and no prompt; the CLI's movie span and its OTLP/HTTP export."
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import threading
@@ -388,3 +389,29 @@ def test_the_cli_exports_its_spans_over_otlp_http_when_an_endpoint_is_set(
     assert len(exported) == 2 and set(by_name) == {"tutopanda.produce", "tutopanda.job"}
     assert by_name["tutopanda.job"].parent_span_id == by_name["tutopanda.produce"].span_id
     assert not any(PROMPT.encode() in body for body in _Collector.bodies)
+
+
+async def test_a_caller_that_stops_waiting_leaves_an_interrupted_span_not_a_failed_one(
+    spans: InMemorySpanExporter, replicate_fake: FakeReplicate
+) -> None:
+    before = replicate_fake.settings()["latency"]
+    replicate_fake.configure({"latency": 30.0})
+    try:
+        running = asyncio.ensure_future(
+            run_job(live_context(), mode="live", inputs={"prompt": PROMPT})
+        )
+        for _ in range(500):
+            await asyncio.sleep(0.01)
+            if replicate_fake.count("get"):
+                break
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+    finally:
+        replicate_fake.configure({"latency": before})
+    (span,) = job_spans(spans)
+    attributes = dict(span.attributes or {})
+    assert attributes["tutopanda.interrupted"] is True
+    assert span.status.status_code is StatusCode.UNSET
+    assert "tutopanda.provider_job_id" in attributes
+    assert replicate_fake.count("cancel") == 1  # and the prediction was cancelled
