@@ -220,7 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         if password is not None:
             lines.append(f"login: admin / {password}  (kept in {login})")
         else:
-            lines.append("login: the users of [core] simple_auth_manager_users")
+            lines.append(
+                f"login: no generated password in {login}; see [core] simple_auth_manager_*"
+            )
         lines.append("the movie DAG: tutopanda_movie; Ctrl-C stops every component")
         width = max(len(line) for line in lines)
         print("\n".join(["=" * width, *lines, "=" * width]), flush=True)
