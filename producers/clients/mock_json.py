@@ -694,13 +694,13 @@ _ROLE_WORDS: dict[str, frozenset[str]] = {
 }
 _OPENING_QUESTION = "{question} Let's find out, one step at a time."
 _OPENING = "Let's look at {about}, one step at a time."
-_CLOSING_LINE = "And that is {about}, in short: a few simple steps that explain a lot."
+_CLOSING_LINE = "And that, in short, is {about}."
 _NARRATION_BEATS = (
-    "To understand {about}, start with the basics: what is involved, and what each part does.",
-    "Next, the key step: the one change that sets everything in motion when it comes to {about}.",
-    "A closer look shows the details behind {about}: small causes that add up to a big effect.",
-    "A real-world example helps to picture {about}, and to see it happen.",
-    "Scientists learn about {about} by measuring, modelling and watching closely.",
+    "To understand {about}, start with the basics and what each part does.",
+    "Next, the key step behind {about}: one change that sets everything in motion.",
+    "A closer look at {about} shows small causes adding up to a big effect.",
+    "A real-world example helps to picture {about}.",
+    "Scientists study {about} by measuring, modelling and watching closely.",
 )
 _OPENING_VISUAL = (
     "A bold, inviting title picture illustrating {about}, bright colours, clean illustrated style"
