@@ -7,7 +7,7 @@ PostgreSQL database, moto's S3 server as the only shared storage) makes two batc
 
 1. a baseline batch with no fault;
 2. a faulty batch (other topics, so nothing is reused) while a thread arms random faults at
-   the fakes every ``--tick`` seconds with probability ``--fault-rate`` per route: 5xx,
+   about ``--fault-rate`` of the requests at the fakes (:class:`FaultInjector`): 5xx,
    429 with Retry-After, dropped connections (before the create: nothing made), lost creates
    (the prediction is made and paid, the answer never arrives), slow answers and slow
    predictions.
@@ -33,8 +33,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import random
 import secrets
+import shutil
 import sys
 import tempfile
 import threading
@@ -80,8 +82,11 @@ def _faults(rng: random.Random) -> dict[str, list[Any]]:
 
 
 class FaultInjector(threading.Thread):
-    """Arms one random fault per route every ``tick`` seconds with probability ``rate``; and
-    makes some predictions slow (``slow_latency``) by changing the fake's latency now and then."""
+    """Random faults at about ``rate`` of the requests on each route: every ``tick`` seconds,
+    for each request a route received since the last tick, a fault is armed there with
+    probability ``rate`` (at most one waits per route, so a quiet route does not pile them up;
+    an armed fault hits that route's next request). Now and then the next predictions are
+    made 4x slower."""
 
     def __init__(self, fakes: dict[str, Any], rng: random.Random, rate: float, tick: float) -> None:
         super().__init__(daemon=True)
@@ -89,16 +94,30 @@ class FaultInjector(threading.Thread):
         self.table = _faults(rng)
         self.stopped = threading.Event()
         self.base_latency = float(fakes["replicate"].latency)
+        self.seen = {k: len(f.requests) for k, f in fakes.items()}
 
     def run(self) -> None:
         while not self.stopped.wait(self.tick):
+            new: dict[tuple[str, str], int] = {}
+            for name, fake in self.fakes.items():
+                requests = fake.requests
+                for request in requests[self.seen[name] :]:
+                    new[name, str(request.route)] = new.get((name, str(request.route)), 0) + 1
+                self.seen[name] = len(requests)
             for where, choices in self.table.items():
-                if self.rng.random() < self.rate:
-                    fake, route = where.split(":")
-                    self.fakes[fake].inject(self.rng.choice(choices), route=route)
-            # Slow predictions: now and then the next few predictions take 4x as long.
-            slow = self.rng.random() < self.rate
-            self.fakes["replicate"].latency = self.base_latency * (4 if slow else 1)
+                fake_name, route = where.split(":")
+                fake = self.fakes[fake_name]
+                if any(armed.route == route for armed in fake.faults):
+                    continue
+                hits = sum(
+                    self.rng.random() < self.rate for _ in range(new.get((fake_name, route), 0))
+                )
+                if hits:
+                    fake.inject(self.rng.choice(choices), route=route)
+            if new.get(("replicate", "create")) and self.rng.random() < self.rate:
+                self.fakes["replicate"].latency = self.base_latency * 4  # slow predictions
+            else:
+                self.fakes["replicate"].latency = self.base_latency
 
     def stop(self) -> None:
         self.stopped.set()
@@ -180,10 +199,18 @@ def _batch(
                     continue
                 lost += _sha256(body) != artefact["sha256"]
     retries = system.query(
-        "SELECT coalesce(sum(try_number - 1), 0) FROM task_instance WHERE dag_id = %s "
+        "SELECT coalesce(sum(greatest(try_number - 1, 0)), 0) FROM task_instance WHERE dag_id = %s "
         "AND run_id = ANY(%s) AND task_id = ANY(%s)",
         (DAG_ID, runs, list(JOB_TASKS)),
     )[0][0]
+    failed_tasks = system.query(
+        "SELECT task_id, count(*) FROM task_instance WHERE dag_id = %s AND run_id = ANY(%s) "
+        "AND state IN ('failed', 'upstream_failed') GROUP BY task_id ORDER BY task_id",
+        (DAG_ID, runs),
+    )
+    if failed_tasks:
+        print(f"{name}: failed tasks {failed_tasks}", file=sys.stderr)
+        _print_failed_logs(s3, runs)
     paid = (len(replicate.prediction_ids) - made_before) + (
         len([r for r in openai.requests if r.route == "responses" and r.status == 200])
         - answered_before
@@ -203,6 +230,21 @@ def _batch(
     }
 
 
+def _print_failed_logs(s3: Any, runs: list[str], limit: int = 3) -> None:
+    """The end of a few task logs (remote, in the bucket) that name an error."""
+    shown = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="airflow-logs/"):
+        for obj in page.get("Contents", []):
+            if shown >= limit or not any(f"run_id={r}/" in obj["Key"] for r in runs):
+                continue
+            text = (
+                s3.get_object(Bucket=BUCKET, Key=obj["Key"])["Body"].read().decode(errors="replace")
+            )
+            if '"level":"error"' in text.replace(" ", ""):
+                shown += 1
+                print(f"--- {obj['Key']}\n{text[-2500:]}", file=sys.stderr)
+
+
 def _table(rows: list[dict[str, Any]]) -> str:
     keys = list(rows[0])
     widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
@@ -216,13 +258,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--movies", type=int, default=10)
     parser.add_argument("--segments", type=int, default=6, help="jobs per movie: 2 + 3 x this")
-    parser.add_argument("--fault-rate", type=float, default=0.3, help="per route and tick")
+    parser.add_argument("--fault-rate", type=float, default=0.1, help="of the requests")
     parser.add_argument("--tick", type=float, default=1.0)
     parser.add_argument("--latency", type=float, default=2.0, help="seconds per prediction")
     parser.add_argument("--seed", type=int, default=14)
     parser.add_argument("--timeout", type=float, default=1800.0, help="per batch")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--json", type=Path, help="write the table's rows here")
+    parser.add_argument("--keep", action="store_true", help="keep the hosts' folders (logs)")
     args = parser.parse_args(argv)
 
     import boto3
@@ -242,10 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"soak: {problem}", file=sys.stderr)
         return 2
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
     rng = random.Random(args.seed)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     rows: list[dict[str, Any]] = []
+    root = tempfile.mkdtemp(prefix="tp-soak-")
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
@@ -262,7 +307,6 @@ def main(argv: list[str] | None = None) -> int:
             FakeOpenAI() as openai_fake,
             fresh_database(prefix="tp_soak") as database,
             redis_db("redis://127.0.0.1:6379/12") as broker,
-            tempfile.TemporaryDirectory(prefix="tp-soak-") as root,
         ):
             fakes = {"replicate": replicate_fake, "openai": openai_fake}
             env = {
@@ -345,6 +389,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(_batch(system, s3, fakes, name="faults", injector=injector, **common))
     finally:
         server.stop()
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
     if len(rows) == 2 and rows[0]["wall_s"]:
         for row in rows:
             row["wall_vs_baseline"] = round(row["wall_s"] / rows[0]["wall_s"], 2)
