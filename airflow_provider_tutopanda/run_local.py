@@ -4,9 +4,9 @@
 migrates a local metadata database under ``AIRFLOW_HOME`` (default ``./.airflow``), runs the
 DAG with ``airflow dags test`` (every task in this process, deferrable ones included), and
 prints where the movie is, ending with the path of the published ``movie.mp4``. The store is
-``TUTOPANDA_STORE`` (default ``./tutopanda-store``); the movie is published to
-``[tutopanda] publish_uri`` (``AIRFLOW__TUTOPANDA__PUBLISH_URI``), by default
-``published/<run id>/`` in the store.
+``TUTOPANDA_STORE`` (default ``./tutopanda-store``); the movie is published under
+``--output`` (default ``./movies``) as ``<dag id>/<run's timestamp>/``, unless
+``AIRFLOW__TUTOPANDA__PUBLISH_URI`` names a publish location template itself.
 """
 
 from __future__ import annotations
@@ -21,15 +21,23 @@ from pathlib import Path
 REPO_DAGS = Path(__file__).resolve().parent.parent / "dags"
 
 
-def environment(airflow_home: Path, store: Path) -> dict[str, str]:
-    """The environment of the embedded Airflow."""
-    return {
+#: Where ``--output`` publishes each run: the DAG, then the run's timestamp (20261203T144850).
+RUN_FOLDERS = "{{ dag_id }}/{{ ts_nodash }}"
+
+
+def environment(airflow_home: Path, store: Path, output: Path | None = None) -> dict[str, str]:
+    """The environment of the embedded Airflow (``output``: publish runs under it, unless
+    the environment sets ``AIRFLOW__TUTOPANDA__PUBLISH_URI`` already)."""
+    env = {
         **os.environ,
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_DAGS),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "TUTOPANDA_STORE": str(store),
     }
+    if output is not None and not os.environ.get("AIRFLOW__TUTOPANDA__PUBLISH_URI"):
+        env["AIRFLOW__TUTOPANDA__PUBLISH_URI"] = f"{output.resolve()}/{RUN_FOLDERS}"
+    return env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,10 +52,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--store", type=Path, default=Path(os.environ.get("TUTOPANDA_STORE", "tutopanda-store"))
     )
+    parser.add_argument(
+        "--output",
+        type=Path,
+        default=Path("movies"),
+        help="Publish the movie under this directory, as <dag id>/<timestamp>/ (default ./movies).",
+    )
     args = parser.parse_args(argv)
     home, store = args.airflow_home.resolve(), args.store.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    env = environment(home, store)
+    env = environment(home, store, args.output)
     airflow = str(Path(sys.executable).with_name("airflow"))
     print(f"Airflow home {home} (SQLite); store {store}", flush=True)
     subprocess.run([airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)

@@ -222,9 +222,10 @@ def render_location(template: str, render: Callable[[str], Any]) -> str:
     """Render a publish location template one path segment at a time.
 
     The scheme and bucket (``s3://bucket``) or a leading ``/`` stay as written (the
-    bucket is rendered whole); each ``/``-separated part after them is rendered on its own
-    and made safe with :func:`safe_segment`, so a value holding ``/`` or ``..`` (a run id
-    like ``../../x``) stays one folder below the prefix. Empty parts are dropped.
+    bucket is rendered whole); each ``/``-separated part after them that holds template
+    syntax is rendered on its own and made safe with :func:`safe_segment`, so a value holding
+    ``/`` or ``..`` (a run id like ``../../x``) stays one folder below the prefix. Parts with
+    no template syntax are the deployment's own and stay as written; empty parts are dropped.
 
     Args:
         template: ``s3://bucket/movies/{{ ds }}/{{ run_id }}/`` or ``/srv/movies/{{ run_id }}``.
@@ -245,7 +246,10 @@ def render_location(template: str, render: Callable[[str], Any]) -> str:
     for part in _split_template(rest):
         if not part:
             continue
-        rendered = str(render(part)) if "{" in part else part
+        if "{" not in part:
+            parts.append(part)  # written by the deployment, as it is
+            continue
+        rendered = str(render(part))
         if not rendered:
             raise ValueError(f"the publish location part {part!r} renders to nothing")
         parts.append(safe_segment(rendered))

@@ -281,9 +281,10 @@ def render_with(run_id: str) -> Any:
         ("/srv/m/{{ dag_id }}/{{ run_id }}", "r.1_x-y", "/srv/m/tutopanda_movie/r.1_x-y"),
         ("file:///srv/m/{{ run_id }}", "r1", "file:///srv/m/r1"),
         ("movies/{{ run_id }}", "r1", "movies/r1"),
+        ("/srv/My Movies/{{ run_id }}", "r1", "/srv/My Movies/r1"),
         ("s3://b/{{ ds | replace('-', '/') }}", "r1", "s3://b/2026_12_03~"),
     ],
-    ids=["s3", "absolute", "file-uri", "relative", "slash-inside-an-expression"],
+    ids=["s3", "absolute", "file-uri", "relative", "literal-kept", "slash-inside-an-expression"],
 )  # fmt: skip
 def test_templates_render_segment_by_segment(template: str, run_id: str, expected: str) -> None:
     assert render_location(template, render_with(run_id)).startswith(expected)

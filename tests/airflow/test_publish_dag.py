@@ -84,7 +84,7 @@ def test_the_dag_publishes_to_a_templated_directory_below_its_prefix(
     monkeypatch.setenv(
         "AIRFLOW__TUTOPANDA__PUBLISH_URI", f"{published_root}/{{{{ dag_id }}}}/{{{{ ds }}}}/{{{{ run_id }}}}/"
     )  # fmt: skip
-    dag_run = _run_movie(airflow_home, monkeypatch, "tp_publish_local", "Why do cats purr?")
+    dag_run = _run_movie(airflow_home, monkeypatch, "tp_publish_dag_local", "Why do cats purr?")
 
     expected = published_root / "tutopanda_movie" / "2026-12-03" / safe_segment(HOSTILE_RUN_ID)
     record = _assemble_record(dag_run)
@@ -168,7 +168,7 @@ def test_the_dag_publishes_to_s3_through_the_amazon_connection(
     monkeypatch.setenv(
         "AIRFLOW__TUTOPANDA__PUBLISH_URI", "s3://movies/daily/{{ ds }}/{{ run_id }}/"
     )
-    dag_run = _run_movie(airflow_home, monkeypatch, "tp_publish_s3", "How do tides work?")
+    dag_run = _run_movie(airflow_home, monkeypatch, "tp_publish_dag_s3", "How do tides work?")
 
     prefix = f"daily/2026-12-03/{safe_segment(HOSTILE_RUN_ID)}/"
     record = _assemble_record(dag_run)
