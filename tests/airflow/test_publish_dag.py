@@ -224,3 +224,24 @@ def test_the_operator_renders_the_template_and_no_run_id_leaves_the_prefix(
         location = publish_location(context, "file:///store")
         assert location == f"s3://b/movies/2026-12-03/{safe_segment(run_id)}", run_id
         assert "/" not in safe_segment(run_id) and not safe_segment(run_id).startswith(".")
+
+
+def test_make_movie_publishes_under_its_output_unless_the_deployment_says_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jinja2 import Environment, StrictUndefined
+
+    from airflow_provider_tutopanda.run_local import environment
+    from producers.pipeline.publish import render_location
+
+    monkeypatch.delenv("AIRFLOW__TUTOPANDA__PUBLISH_URI", raising=False)
+    env = environment(tmp_path / "home", tmp_path / "store", tmp_path / "movies")
+    template = env["AIRFLOW__TUTOPANDA__PUBLISH_URI"]
+    jinja = Environment(undefined=StrictUndefined)
+    context = {"dag_id": "tutopanda_movie", "ts_nodash": "20261203T145011"}
+    location = render_location(template, lambda part: jinja.from_string(part).render(context))
+    assert location == str(tmp_path / "movies" / "tutopanda_movie" / "20261203T145011")
+    assert "AIRFLOW__TUTOPANDA__PUBLISH_URI" not in environment(tmp_path, tmp_path)
+    monkeypatch.setenv("AIRFLOW__TUTOPANDA__PUBLISH_URI", "s3://bucket/{{ run_id }}")
+    env = environment(tmp_path / "home", tmp_path / "store", tmp_path / "movies")
+    assert env["AIRFLOW__TUTOPANDA__PUBLISH_URI"] == "s3://bucket/{{ run_id }}"
