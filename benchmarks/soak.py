@@ -37,6 +37,7 @@ import logging
 import random
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -285,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"soak: {problem}", file=sys.stderr)
         return 2
+    # A SIGTERM stops the hosts too (the finally blocks run), not only this process.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
     rng = random.Random(args.seed)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
