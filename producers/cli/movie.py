@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -386,7 +387,7 @@ def movie_command(
             "--output",
             help="Where to publish the movie: movie.mp4, timeline.svg, script.md, manifest.json "
             "and every artefact by name; a directory or s3://bucket/prefix "
-            "(default: ./movies/<run id>/).",
+            "(default: $TUTOPANDA_MOVIES_DIR/<run id>/, else ./movies/<run id>/).",
         ),
     ] = None,
     verbose: Annotated[
@@ -425,7 +426,8 @@ def movie_command(
         check_role_kinds(options, registry)
         store_obj = open_store(store)
         run_id = new_run_id("movie")
-        destination = open_destination(output or str(Path("movies") / run_id))
+        movies = os.environ.get("TUTOPANDA_MOVIES_DIR") or "movies"
+        destination = open_destination(output or str(Path(movies) / run_id))
     except (ProviderError, UnknownModelError, DeclarationError, ConfigurationError) as exc:
         raise fail(error_line(exc), 2) from None
     run_mode: Mode = "live" if mode == "live" else "mock"

@@ -25,6 +25,8 @@ def test_run_local_makes_a_movie_and_says_where(
             str(tmp_path / "home"),
             "--store",
             str(tmp_path / "store"),
+            "--output",
+            str(tmp_path / "movies"),
         ]
     )
     out = capsys.readouterr().out
@@ -33,3 +35,9 @@ def test_run_local_makes_a_movie_and_says_where(
     movie = Path(url2pathname(urlsplit(movie_line.removeprefix("movie: ")).path))
     info = probe(movie)
     assert info.has_video and info.has_audio
+    # the last line is the published movie.mp4 (what `make movie` ends with), and it plays
+    published = Path(out.splitlines()[-1])
+    assert published.name == "movie.mp4" and published.is_absolute()
+    assert published.is_relative_to((tmp_path / "movies" / "tutopanda_movie").resolve())
+    assert published.read_bytes() == movie.read_bytes()
+    assert probe(published).has_video

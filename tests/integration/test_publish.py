@@ -163,6 +163,7 @@ def test_the_default_output_is_movies_and_the_run_id(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TUTOPANDA_MOVIES_DIR")
     code, stdout, stderr = movie("--topic", "Moss", "--segments", "1", "--json")
     assert code == 0, stderr
     data = json.loads(stdout)
@@ -170,6 +171,12 @@ def test_the_default_output_is_movies_and_the_run_id(
     assert data["published"]["dir"] == str(expected)
     assert Path(data["published"]["movie"]) == expected / "movie.mp4"
     assert probe(expected / "movie.mp4").has_video
+    # $TUTOPANDA_MOVIES_DIR keeps every run's folder in one place
+    monkeypatch.setenv("TUTOPANDA_MOVIES_DIR", str(tmp_path / "all"))
+    code, stdout, stderr = movie("--topic", "Moss", "--segments", "1", "--json")
+    assert code == 0, stderr
+    data = json.loads(stdout)
+    assert data["published"]["dir"] == str((tmp_path / "all").resolve() / data["run_id"])
 
 
 def test_a_publish_that_fails_says_where_and_keeps_the_movie_in_the_store(
