@@ -142,6 +142,10 @@ async def run_movie(
 ) -> tuple[MovieOutcome, CliJobRunner, CostEstimate, RunManifest, PublishedMovie | None]:
     """Estimate, check the budget, run the pipeline, write the manifest, then publish the
     movie's layout (when made and ``settings.publish_to`` is set)."""
+    from opentelemetry import trace
+
+    # the ``tutopanda.movie`` span (a no-op when tracing is off) names the run
+    trace.get_current_span().set_attribute("tutopanda.run.id", settings.run_id)
     progress, tasks = _progress(console, settings)
     manifest = RunManifest(
         run_id=settings.run_id,

@@ -318,6 +318,9 @@ def test_a_cli_movies_job_spans_are_children_of_its_movie_span(
         assert span.context.trace_id == movie.context.trace_id
         assert dict(span.attributes or {})["tutopanda.reused"] is False
     assert movie.status.status_code is StatusCode.UNSET
+    run_id = dict(movie.attributes or {})["tutopanda.run.id"]
+    assert str(run_id).startswith("movie-")
+    assert all(dict(s.attributes or {}).get("tutopanda.run.id") == run_id for s in jobs)
 
     spans.clear()  # the same movie again: every job is reused, each still has its span
     result = CliRunner().invoke(app, args)
