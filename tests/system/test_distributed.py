@@ -65,9 +65,9 @@ DAG_ID = "tutopanda_movie"
 SEGMENTS = 2
 IMAGE_MODEL = "bytedance/seedream-4"
 #: Seconds a prediction takes at the fake: long enough to kill a triggerer mid-wait.
-PREDICTION_SECONDS = 8.0
+PREDICTION_SECONDS = 6.0
 #: Seconds the fake holds each output download: long enough to kill a worker mid-collect.
-DOWNLOAD_SECONDS = 5.0
+DOWNLOAD_SECONDS = 4.0
 ASSEMBLE_QUEUE = "tutopanda_render"
 REDIS_URL = os.environ.get("TUTOPANDA_TEST_REDIS", "redis://127.0.0.1:6379/13")
 BUCKET = "tutopanda-distributed"
