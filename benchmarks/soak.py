@@ -15,7 +15,8 @@ PostgreSQL database, moto's S3 server as the only shared storage) makes two batc
 For each batch it reports runs succeeded, jobs done, Airflow task retries and SDK attempts
 beyond the first, faults applied, lost artefacts (a job's recorded artefact missing from the
 bucket or not hashing to its sha256; goal 0), predictions paid per job (predictions the fake
-Replicate made plus responses the fake OpenAI answered, over jobs; goal 1) and wall time
+Replicate made plus responses the fake OpenAI answered, over the jobs made, not reused; goal
+1) and wall time
 (first trigger to last run end), the faulty batch's against the baseline's.
 
 A benchmark, not a test: nothing is asserted; it prints a table (and ``--json`` writes it)::
@@ -85,9 +86,9 @@ def _faults(rng: random.Random) -> dict[str, list[Any]]:
 class FaultInjector(threading.Thread):
     """Random faults at about ``rate`` of the requests on each route: every ``tick`` seconds,
     for each request a route received since the last tick, a fault is armed there with
-    probability ``rate`` (at most one waits per route, so a quiet route does not pile them up;
-    an armed fault hits that route's next request). Now and then the next predictions are
-    made 4x slower."""
+    probability ``rate`` (at most one per route and tick; one not used by the next tick is
+    dropped, so a quiet route's lone request, a retry say, is not hit again and again).
+    Now and then the next predictions are made 4x slower."""
 
     def __init__(self, fakes: dict[str, Any], rng: random.Random, rate: float, tick: float) -> None:
         super().__init__(daemon=True)
@@ -105,11 +106,11 @@ class FaultInjector(threading.Thread):
                 for request in requests[self.seen[name] :]:
                     new[name, str(request.route)] = new.get((name, str(request.route)), 0) + 1
                 self.seen[name] = len(requests)
+            for fake in self.fakes.values():
+                fake.clear_faults()  # unused for a tick: the route went quiet, drop it
             for where, choices in self.table.items():
                 fake_name, route = where.split(":")
                 fake = self.fakes[fake_name]
-                if any(armed.route == route for armed in fake.faults):
-                    continue
                 hits = sum(
                     self.rng.random() < self.rate for _ in range(new.get((fake_name, route), 0))
                 )
@@ -179,7 +180,7 @@ def _batch(
     if injector is not None:
         injector.stop()
 
-    jobs_done = attempts_beyond = lost = 0
+    jobs_done = reused = attempts_beyond = lost = 0
     for run_id in runs:
         key = f"store/runs/{manifest_run_id(run_id)}/manifest.json"
         try:
@@ -190,6 +191,7 @@ def _batch(
             if job["status"] != "succeeded":
                 continue
             jobs_done += 1
+            reused += bool(job.get("reused"))
             attempts_beyond += max(0, int(job.get("attempts", 1)) - 1)
             for artefact in job["artefacts"]:
                 object_key = str(artefact["uri"]).removeprefix(f"s3://{BUCKET}/")
@@ -226,7 +228,9 @@ def _batch(
         "sdk_attempts_beyond_first": attempts_beyond,
         "faults_applied": faults,
         "lost_artefacts": lost,
-        "paid_per_job": round(paid / jobs_done, 3) if jobs_done else None,
+        "reused": reused,
+        # Jobs whose artefacts were reused from an identical job (same prompt) pay nothing.
+        "paid_per_job_made": round(paid / (jobs_done - reused), 3) if jobs_done > reused else None,
         "wall_s": round(wall, 1),
     }
 
