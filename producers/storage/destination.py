@@ -34,6 +34,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict
 
 from producers.sdk.errors import ConfigurationError
+from producers.storage.local import fsync_dir
 
 if TYPE_CHECKING:
     from boto3.s3.transfer import TransferConfig
@@ -135,20 +136,6 @@ class Destination(abc.ABC):
         """
 
 
-def _fsync_dir(path: Path) -> None:
-    """Flush a directory entry to disk (best effort: not every platform allows it)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 class LocalDestination(Destination):
     """A directory; each file is written beside its name, flushed, then renamed over it.
 
@@ -192,7 +179,7 @@ class LocalDestination(Destination):
             os.replace(temp, final)
         finally:
             temp.unlink(missing_ok=True)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
         return PublishedFile(
             relpath=relpath, location=str(final), sha256=hasher.hexdigest(), size=size
         )

@@ -25,7 +25,7 @@ from producers.storage.layout import (
 __all__ = ["LocalStore"]
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     """Flush a directory entry to disk (best effort: not every platform allows it)."""
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -117,7 +117,7 @@ class LocalStore(ArtefactStore):
             # The sidecar goes first, so a visible blob always has one.
             self._write_sidecar(sha, size=size, mime_type=mime_type)
             os.replace(tmp_path, final)
-            _fsync_dir(final.parent)
+            fsync_dir(final.parent)
         return StoredBlob(uri=final.as_uri(), sha256=sha, size=size, mime_type=mime_type)
 
     def _sidecar_path(self, sha: str) -> Path:
@@ -275,7 +275,7 @@ class LocalStore(ArtefactStore):
             os.replace(tmp_path, path)
         finally:
             tmp_path.unlink(missing_ok=True)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
     def _path_for_uri(self, uri: str) -> Path:
         """The resolved path a URI names, refusing anything outside the root or in ``tmp/``."""
